@@ -1,0 +1,18 @@
+"""Multi-head attention, step by step: the reference package of the course.
+
+Modules follow the chapters:
+
+* :mod:`mha.attention` (Chapter 1): ``softmax``, ``scaled_dot_product_attention``;
+* :mod:`mha.heads` (Chapters 2 to 4): ``project``, ``split_heads``, ``merge_heads``;
+* :mod:`mha.reference` (Chapter 5): the NumPy ``multi_head_attention_forward``
+  and the public NumPy API;
+* :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, a ``torch.nn.Module``;
+* :mod:`mha.example`: the running example sentence;
+* :mod:`mha.plotting`: reproducible figures for the notebooks.
+"""
+
+from mha import reference
+from mha.module import MultiHeadAttention, causal_mask
+
+__all__ = ["MultiHeadAttention", "causal_mask", "reference"]
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""Input checks shared by the NumPy reference and the PyTorch module.
+
+Every check raises ``ValueError`` with a message that says what was expected
+and what was given, so that a learner sees the mistake, not a stack of
+broadcasting errors from deep inside NumPy or PyTorch.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "check_heads",
+    "check_qkv",
+    "check_mask_dtype",
+    "check_broadcast",
+    "check_mha_masks",
+]
+
+
+def check_heads(embed_dim: int, num_heads: int) -> int:
+    """Return ``d_head = embed_dim // num_heads`` or raise if it is not whole.
+
+    Introduced in Chapter 2 (projections): each head works in a subspace of
+    size ``d_head``, so ``embed_dim`` must split evenly.
+    """
+    if not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+    if embed_dim % num_heads != 0:
+        raise ValueError(
+            f"embed_dim must be divisible by num_heads: got embed_dim={embed_dim}, "
+            f"num_heads={num_heads} (remainder {embed_dim % num_heads}). "
+            f"Valid head counts for {embed_dim}: "
+            f"{[h for h in range(1, embed_dim + 1) if embed_dim % h == 0][:12]}"
+        )
+    return embed_dim // num_heads
+
+
+def check_qkv(query_shape, key_shape, value_shape, embed_dim: int) -> None:
+    """Check batch-first ``(N, L, E)`` / ``(N, S, E)`` / ``(N, S, E)`` inputs."""
+    names = ("query", "key", "value")
+    shapes = (tuple(query_shape), tuple(key_shape), tuple(value_shape))
+    for name, shape in zip(names, shapes, strict=True):
+        if len(shape) != 3:
+            raise ValueError(
+                f"{name} must be batch-first (batch, seq, embed_dim) with 3 dims, got shape {shape}"
+            )
+        if shape[-1] != embed_dim:
+            raise ValueError(
+                f"{name} last dimension must equal embed_dim={embed_dim}, got shape {shape}"
+            )
+    (nq, _, _), (nk, s_k, _), (nv, s_v, _) = shapes
+    if s_k != s_v:
+        raise ValueError(
+            f"key and value must have the same sequence length, got key {shapes[1]} "
+            f"and value {shapes[2]}"
+        )
+    if not nq == nk == nv:
+        raise ValueError(f"query, key and value must share the batch size, got {nq}, {nk}, {nv}")
+
+
+def check_mask_dtype(name: str, is_bool: bool, is_float: bool, dtype) -> None:
+    """Masks are boolean (True = blocked) or floating point (added to scores)."""
+    if not (is_bool or is_float):
+        raise ValueError(
+            f"{name} must be bool (True = blocked) or floating point (added to the "
+            f"scores), got dtype {dtype}"
+        )
+
+
+def check_broadcast(name: str, shape, target, hint: str = "") -> None:
+    """Raise unless ``shape`` broadcasts to ``target`` without growing it."""
+    shape, target = tuple(shape), tuple(target)
+    ok = len(shape) <= len(target) and all(
+        s in (1, t) for s, t in zip(shape[::-1], target[::-1], strict=False)
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {shape} does not broadcast to the scores' shape "
+            f"{target}{'; ' + hint if hint else ''}"
+        )
+
+
+def check_mha_masks(attn_shape, padding_shape, batch, num_heads, tgt_len, src_len):
+    """Check ``nn.MultiheadAttention``-style mask shapes (``None`` = no mask).
+
+    ``attn_mask`` is ``(L, S)`` or ``(N * num_heads, L, S)`` with the batch
+    index major (row ``b * num_heads + i`` is head ``i`` of example ``b``);
+    ``key_padding_mask`` is ``(N, S)``.
+    """
+    if attn_shape is not None:
+        attn_shape = tuple(attn_shape)
+        allowed = [(tgt_len, src_len), (batch * num_heads, tgt_len, src_len)]
+        if attn_shape not in allowed:
+            raise ValueError(
+                f"attn_mask must have shape (L, S) = {allowed[0]} or "
+                f"(N * num_heads, L, S) = {allowed[1]}, got {attn_shape}"
+            )
+    if padding_shape is not None and tuple(padding_shape) != (batch, src_len):
+        raise ValueError(
+            f"key_padding_mask must have shape (N, S) = {(batch, src_len)}, "
+            f"got {tuple(padding_shape)}"
+        )
