@@ -70,9 +70,11 @@ class MultiHeadAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Same initialisation as ``nn.MultiheadAttention``."""
+        """Same initialisation, in the same RNG order, as ``nn.MultiheadAttention``.
+
+        ``out_proj`` keeps ``nn.Linear``'s own initialisation from construction.
+        """
         nn.init.xavier_uniform_(self.in_proj_weight)
-        self.out_proj.reset_parameters()
         if self.in_proj_bias is not None:
             nn.init.zeros_(self.in_proj_bias)
             nn.init.zeros_(self.out_proj.bias)
@@ -163,8 +165,8 @@ class MultiHeadAttention(nn.Module):
                         n, self.num_heads, tgt_len, src_len)  # fmt: skip
         total = None
         if attn_mask is not None:
-            total = additive_mask_torch(attn_mask, dtype).view(-1, self.num_heads, tgt_len, src_len)
-            total = total[:1, :1] if attn_mask.dim() == 2 else total
+            heads = 1 if attn_mask.dim() == 2 else self.num_heads  # (L, S) or (N * h, L, S)
+            total = additive_mask_torch(attn_mask, dtype).view(-1, heads, tgt_len, src_len)
         if key_padding_mask is not None:
             pad = additive_mask_torch(key_padding_mask, dtype, "key_padding_mask")
             total = pad[:, None, None, :] if total is None else total + pad[:, None, None, :]

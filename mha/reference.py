@@ -41,13 +41,12 @@ def combine_masks(attn_mask, key_padding_mask, batch, num_heads, tgt_len, src_le
         tgt_len,
         src_len,
     )
-    total = np.zeros((1, 1, 1, 1))
     if attn_mask is None and key_padding_mask is None:
         return None
+    total = np.zeros((1, 1, 1, 1))
     if attn_mask is not None:
-        total = total + additive_mask(attn_mask).reshape(-1, num_heads, tgt_len, src_len)
-        if np.ndim(attn_mask) == 2:
-            total = total[:1, :1]  # (1, 1, L, S): same for every example and head
+        heads = 1 if np.ndim(attn_mask) == 2 else num_heads  # (L, S) or (N * h, L, S)
+        total = total + additive_mask(attn_mask).reshape(-1, heads, tgt_len, src_len)
     if key_padding_mask is not None:
         pad = additive_mask(key_padding_mask, "key_padding_mask")  # (N, S)
         total = total + pad[:, None, None, :]
@@ -82,7 +81,7 @@ def multi_head_attention_forward(
     ``out_proj_bias`` (PyTorch returns NaN there).
     """
     query, key, value = np.asarray(query), np.asarray(key), np.asarray(value)
-    embed_dim = query.shape[-1] if query.ndim else 0
+    embed_dim = np.shape(in_proj_weight)[-1]  # in_proj_weight is (3E, E)
     check_qkv(query.shape, key.shape, value.shape, embed_dim)
     check_heads(embed_dim, num_heads)
     (n, tgt_len, _), src_len = query.shape, key.shape[1]
