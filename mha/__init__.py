@@ -16,3 +16,8 @@ from mha.module import MultiHeadAttention, causal_mask
 
 __all__ = ["MultiHeadAttention", "causal_mask", "reference"]
 __version__ = "0.1.0"
+
+# Chapter 6: the encoder around multi-head attention.
+from mha.encoder import Encoder, EncoderLayer
+
+__all__ += ["EncoderLayer", "Encoder"]
