@@ -21,3 +21,8 @@ __version__ = "0.1.0"
 from mha.encoder import Encoder, EncoderLayer
 
 __all__ += ["EncoderLayer", "Encoder"]
+
+# Chapter 1: the running example (tokens, toy embeddings and projections).
+from mha import example  # noqa: E402
+
+__all__ += ["example"]
