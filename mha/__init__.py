@@ -26,3 +26,8 @@ __all__ += ["EncoderLayer", "Encoder"]
 from mha import example  # noqa: E402
 
 __all__ += ["example"]
+
+# Exercise checkers for every chapter (``mha.checks.check_softmax(my_softmax)``, ...).
+from mha import checks  # noqa: E402
+
+__all__ += ["checks"]
