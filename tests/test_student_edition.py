@@ -1,0 +1,69 @@
+"""The student edition has no solutions; the normal edition keeps them, collapsed.
+
+Both editions of a small fixture book (one chapter with two coding exercises
+and a written one, tagged as in CONTRIBUTING.md) are built with jupyter-book.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mha.student_edition import build_student_edition
+
+BOOK = Path(__file__).parent / "fixtures" / "book"
+SOLUTIONS = [  # code and prose that only the solution cells contain
+    "np.where(s == 0, 1.0, s)",
+    "np.triu(np.ones((L, L), dtype=bool), k=1)",
+    "the largest exponent is exp(0) = 1",
+]
+
+
+def text_of(path: Path) -> str:
+    """A built file's text, with HTML tags removed (code is split into highlighted spans)."""
+    raw = path.read_text(errors="replace")
+    return html.unescape(re.sub(r"<[^>]+>", "", raw)) if path.suffix == ".html" else raw
+
+
+@pytest.fixture(scope="module")
+def editions(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("editions")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(BOOK), "-W", "-n", "--keep-going", "--path-output", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return tmp / "_build" / "html", build_student_edition(BOOK, tmp / "student")
+
+
+def test_student_edition_has_no_solution_anywhere(editions):
+    _, student = editions
+    files = [p for p in student.rglob("*") if p.suffix in (".html", ".ipynb", ".js", ".txt")]
+    assert any(p.name == "fixture_chapter.html" for p in files)
+    for path in files:
+        text = text_of(path)
+        leaks = [s for s in SOLUTIONS if s in text]
+        assert not leaks, f"{path.relative_to(student)} shows {leaks}"
+
+
+def test_student_edition_keeps_the_exercises_and_clears_check_outputs(editions):
+    _, student = editions
+    page = text_of(student / "fixture_chapter.html")
+    assert "Exercise 1.1: a stable softmax" in page and "my_softmax(x, axis=-1)" in page
+    assert "mha.checks.check_softmax(my_softmax)" in page
+    assert "passed all" not in page
+
+
+def test_normal_edition_shows_solutions_in_collapsible_blocks(editions):
+    normal, _ = editions
+    raw = (normal / "fixture_chapter.html").read_text()
+    hidden_code = re.findall(r'<details class="[^"]*hide above-input">(.*?)</details>', raw, re.S)
+    assert len(hidden_code) == 2
+    assert SOLUTIONS[0] in html.unescape(re.sub(r"<[^>]+>", "", hidden_code[0]))
+    dropdown = re.search(r'<div class="dropdown admonition">(.*?)</div>', raw, re.S)
+    assert dropdown and SOLUTIONS[2] in dropdown.group(1)
+    assert "passed all" in text_of(normal / "fixture_chapter.html")
