@@ -126,7 +126,10 @@ class MultiHeadAttention(nn.Module):
         """
         check_qkv(query.shape, key.shape, value.shape, self.embed_dim)
         (n, tgt_len, _), src_len = query.shape, key.shape[1]
-        causal_only = is_causal and attn_mask is None and key_padding_mask is None
+        # The fused kernel applies a lone causal mask itself, without building it.
+        causal_only = (
+            is_causal and attn_mask is None and key_padding_mask is None and not need_weights
+        )
         mask = None if causal_only else self._merge_masks(
             attn_mask, key_padding_mask, is_causal, n, tgt_len, src_len, query)  # fmt: skip
         # 1) Projections to Q, K, V: (N, L, E), (N, S, E), (N, S, E).

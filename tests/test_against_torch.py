@@ -181,3 +181,19 @@ def test_dropout_is_used_in_training_only():
     ours.train()
     _, w = ours(x, x, x, average_attn_weights=False)
     assert (w == 0).any(), "dropout zeroes some attention weights in training"
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("padding", [False, True])
+def test_is_causal_alone_builds_the_mask(need_weights, padding):
+    """is_causal=True without attn_mask equals PyTorch given the explicit causal mask."""
+    case = ((2, 6, 6, 16, 4), True, "padding" if padding else "none")
+    torch_mha, qkv, _, pad, _ = _setup(case, self_attention=True)
+    ours = mha.MultiHeadAttention.from_torch(torch_mha)
+    mask = mha.causal_mask(6)
+    want, want_w = torch_mha(*qkv, key_padding_mask=pad, attn_mask=mask, need_weights=need_weights)
+    got, got_w = ours(*qkv, key_padding_mask=pad, is_causal=True, need_weights=need_weights)
+    torch.testing.assert_close(got, want, rtol=0, atol=TOL)
+    if need_weights:
+        torch.testing.assert_close(got_w, want_w, rtol=0, atol=TOL)
+        assert torch.equal(got_w.triu(1), torch.zeros_like(got_w)), "no weight on future keys"

@@ -58,17 +58,7 @@ MODULE_CALLS = {
     "is_causal_fused": lambda layer, z, length: layer(z, z, z, is_causal=True, need_weights=False),
     "is_causal_weights": lambda layer, z, length: layer(z, z, z, is_causal=True),
 }
-IS_CAUSAL_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "mha.MultiHeadAttention.forward ignores is_causal=True when it is the only mask and "
-        "need_weights=True (causal_only sets mask=None, and _attend_with_weights gets no mask)"
-    ),
-)
-CALL_PARAMS = [
-    pytest.param(name, marks=IS_CAUSAL_BUG) if name == "is_causal_weights" else name
-    for name in MODULE_CALLS
-]
+CALL_PARAMS = list(MODULE_CALLS)
 
 
 @pytest.mark.parametrize("call", CALL_PARAMS)
