@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,21 +179,64 @@ def _unique(name: str, used: set[str]) -> str:
     return new
 
 
+def _defines_function(cell) -> bool:
+    """Whether a code cell defines a top-level function (an exercise's answer).
+
+    A solution cell without one (a hidden demonstration that belongs to a
+    written answer) stays a plain cell tagged ``solution``, so nbgrader removes
+    it from the release like the written answer itself.
+    """
+    return _first_function(cell.source) is not None
+
+
 def _first_function(source: str) -> str | None:
     found = re.search(r"^def\s+(\w+)", source, re.M)
     return found.group(1) if found else None
 
 
-def _check_cell(cell, points_per_check: int, used: set[str]):
-    """A ``check`` cell as a locked autograded test cell with hidden assertions."""
+def _check_cell(cell, points_per_check: int, used: set[str]) -> str:
+    """Make a ``check`` cell a locked autograded test cell with hidden assertions.
+
+    Returns a warning when the cell cannot fail for a wrong answer: no checker
+    call and no ``assert`` (it only raises if the function is not implemented).
+    """
     asserts = hidden_tests(cell.source)
     fns = [m["fn"] for m in CHECK_CALL.finditer(cell.source)]
+    fns += re.findall(r"\b(my_\w+)\(", cell.source)
     cell.source = cell.source.rstrip()
     if asserts:
         cell.source += "\n### BEGIN HIDDEN TESTS\n" + "\n".join(asserts) + "\n### END HIDDEN TESTS"
+    else:
+        cell.source = _guard_not_implemented(cell.source)
     points = points_per_check * max(1, len(asserts))
     cell_id = _unique(f"test_{fns[0] if fns else 'cell'}", used)
     cell.metadata["nbgrader"] = _nbgrader(cell_id, grade=True, locked=True, points=points)
+    if not asserts and not re.search(r"^\s*assert\b", cell.source, re.M):
+        return f"{cell_id}: no checker call and no assert, so a wrong answer gets full points"
+    return ""
+
+
+NOT_DONE = (
+    "❌ Not implemented yet: write your code where the exercise says "
+    "`raise NotImplementedError()`, run that cell, then this one again."
+)
+
+
+def _guard_not_implemented(source: str) -> str:
+    """Wrap a check cell that calls the learner's function directly.
+
+    In the release an unanswered exercise prints a friendly line instead of a
+    traceback; the hidden ``raise`` (restored when autograding) still fails the
+    cell, so an unanswered exercise scores 0.
+    """
+    body = textwrap.indent(source, "    ")
+    guarded = (f"try:\n{body}\nexcept NotImplementedError:\n    print({NOT_DONE!r})\n"
+               "    ### BEGIN HIDDEN TESTS\n    raise\n    ### END HIDDEN TESTS")  # fmt: skip
+    try:
+        ast.parse(guarded)
+    except SyntaxError:  # magics and the like: leave the cell as it is
+        return source
+    return guarded
 
 
 def _strip_tags(cell, *names: str) -> None:
@@ -212,6 +256,7 @@ class Conversion:
     written: int = 0
     points: int = 0
     dropped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def to_source_notebook(nb, points_per_check: int = POINTS_PER_CHECK, written_points: int = 0):
@@ -220,7 +265,7 @@ def to_source_notebook(nb, points_per_check: int = POINTS_PER_CHECK, written_poi
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-        if cell.cell_type == "code" and SOLUTION in tags(cell):
+        if cell.cell_type == "code" and SOLUTION in tags(cell) and _defines_function(cell):
             cell.source, dropped = wrap_solution(cell.source)
             report.dropped += dropped
             name = _unique(f"solution_{_first_function(cell.source) or 'cell'}", used)
@@ -228,7 +273,8 @@ def to_source_notebook(nb, points_per_check: int = POINTS_PER_CHECK, written_poi
             _strip_tags(cell, SOLUTION, HIDE_INPUT)
             report.solutions += 1
         elif cell.cell_type == "code" and CHECK in tags(cell):
-            _check_cell(cell, points_per_check, used)
+            if warning := _check_cell(cell, points_per_check, used):
+                report.warnings.append(warning)
             report.checks += 1
             report.points += cell.metadata["nbgrader"]["points"]
         cells.append(cell)
@@ -426,6 +472,8 @@ def _cmd_course(a) -> None:
     for name, r in done.items():
         print(f"{name}: {r.solutions} solutions, {r.checks} checks, {r.written} written, "
               f"{r.points} points")  # fmt: skip
+        for warning in r.warnings:
+            print(f"  warning: {warning}")
         for code in r.dropped:
             print(f"  warning: dropped from a solution cell (would fail in the release): {code!r}")
     if not a.no_release:

@@ -23,13 +23,16 @@ BODIES = {
     "my_softmax": "    e = np.exp(x - np.max(x, axis=axis, keepdims=True))\n"
     "    e = np.nan_to_num(e)\n    return e / np.maximum(e.sum(axis=axis, keepdims=True), 1e-300)",
     "my_causal_mask": "    return np.triu(np.ones((L, L), dtype=bool), k=1)",
+    "my_scale": "    return d**-0.5",
 }
 BUGS = {  # student -> (function, buggy body, words of the bug's message)
     "overflow": ("my_softmax", "    e = np.exp(x)\n    return e / e.sum(axis=axis, keepdims=True)",
                  "Your softmax overflows on large logits"),
     "leaky": ("my_causal_mask", "    return np.tril(np.ones((L, L), dtype=bool), k=-1)",
               "Future tokens leak through your mask"),
+    "unscaled": ("my_scale", "    return 1.0 / d", "AssertionError"),
 }  # fmt: skip
+TESTS = ("test_my_softmax", "test_my_causal_mask", "test_my_scale")
 
 
 def fill(release: Path, bodies: dict[str, str], dest: Path) -> Path:
@@ -72,7 +75,7 @@ def cell_scores(root: Path, student: str) -> dict[str, float]:
 
 
 def test_reference_solutions_score_full_marks(course):
-    assert scores(course)["reference"] == 4.0  # two exercises, 2 points each
+    assert scores(course)["reference"] == 6.0  # three coding exercises, 2 points each
     assert set(cell_scores(course, "reference").values()) == {2.0}
 
 
@@ -87,16 +90,15 @@ def test_unanswered_release_runs_without_error(course):
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                       for o in c.outputs)  # fmt: skip
-    assert printed.count("is not implemented yet") == 2
+    assert printed.count("is not implemented yet") == 2  # the two mha.checks calls
+    assert printed.count("Not implemented yet") == 1  # the cell with its own asserts
 
 
 @pytest.mark.parametrize("student", list(BUGS))
 def test_a_classic_bug_loses_exactly_its_points_and_is_named(course, student):
     fn, _, words = BUGS[student]
-    assert scores(course)[student] == 2.0
-    assert cell_scores(course, student) == {f"test_{fn}": 0.0} | {
-        g: 2.0 for g in ("test_my_softmax", "test_my_causal_mask") if g != f"test_{fn}"
-    }
+    assert scores(course)[student] == 4.0
+    assert cell_scores(course, student) == {g: 0.0 if g == f"test_{fn}" else 2.0 for g in TESTS}
     feedback = course / "feedback" / student / NAME / f"{NAME}.html"
     assert words in feedback.read_text()
 
@@ -105,9 +107,11 @@ def test_release_has_stubs_and_no_solutions(course):
     release = nbformat.read(course / "release" / NAME / f"{NAME}.ipynb", as_version=4)
     text = "\n".join(c.source for c in release.cells)
     code = "\n".join(c.source for c in release.cells if c.cell_type == "code")
-    assert code.count("raise NotImplementedError()") == 2
+    stubs = [line for line in code.split("\n") if line.strip() == "raise NotImplementedError()"]
+    assert len(stubs) == 3
     assert '"""Softmax of ``x`` along ``axis``, stable for large logits."""' in text
-    for secret in ("np.triu", "keepdims", "BEGIN", "HIDDEN", "admonition", "exp(0) = 1"):
+    secrets = ("np.triu", "keepdims", "BEGIN", "HIDDEN", "admonition", "exp(0) = 1", "np.sqrt")
+    for secret in (*secrets, "the hidden cell shows"):
         assert secret not in text
     source = nbformat.read(course / "source" / NAME / f"{NAME}.ipynb", as_version=4)
     assert "exp(0) = 1" in "\n".join(c.source for c in source.cells)
@@ -153,7 +157,7 @@ def test_hidden_tests_from_check_cells():
 
 def test_written_answers_can_be_graded_by_hand():
     nb, report = cw.to_source_notebook(nbformat.read(FIXTURE, as_version=4), 3, written_points=1)
-    assert (report.solutions, report.checks, report.written, report.points) == (2, 2, 1, 7)
+    assert (report.solutions, report.checks, report.written, report.points) == (3, 3, 1, 10)
     written = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "written_1"]
     assert written[0].metadata.nbgrader["solution"] and written[0].metadata.nbgrader["points"] == 1
     assert "exp(0) = 1" in written[0].source and "tags" not in written[0].metadata
@@ -161,12 +165,24 @@ def test_written_answers_can_be_graded_by_hand():
 
 def test_guide_summary_of_the_fixture():
     s = cw.chapter_summary(FIXTURE)
-    assert s.title == "A fixture chapter" and s.points == 4
+    assert s.title == "A fixture chapter" and s.points == 6
     assert s.goals == [
         "Write a numerically stable softmax.",
         "Build a causal mask (True = blocked).",
     ]
-    assert [kind for *_, kind in s.exercises] == ["coding", "coding", "written"]
-    assert s.minutes % 5 == 0 and s.minutes >= 15 + 15 + 8
+    assert [kind for *_, kind in s.exercises] == ["coding", "coding", "written", "coding"]
+    assert s.minutes % 5 == 0 and s.minutes >= 3 * 15 + 8
     table = cw.guide_markdown([FIXTURE])
-    assert "| {doc}`chapters/fixture_chapter` | 2 | 1 | 4 |" in table
+    assert "| {doc}`chapters/fixture_chapter` | 3 | 1 | 6 |" in table
+
+
+def test_check_cells_that_call_the_function_directly_are_guarded(course):
+    """In the release a NotImplementedError prints a line; the hidden ``raise`` grades it 0."""
+    release = nbformat.read(course / "release" / NAME / f"{NAME}.ipynb", as_version=4)
+    source = nbformat.read(course / "source" / NAME / f"{NAME}.ipynb", as_version=4)
+    cell = next(c for c in release.cells if "my_scale(d) ** -2" in c.source)
+    assert cell.source.startswith("try:\n    for d in (1, 4, 64):")
+    assert "except NotImplementedError:" in cell.source and "raise\n" not in cell.source
+    hidden = next(c for c in source.cells if "my_scale(d) ** -2" in c.source)
+    assert "### BEGIN HIDDEN TESTS\n    raise\n" in hidden.source
+    assert hidden.metadata.nbgrader["points"] == 2 and hidden.metadata.nbgrader["locked"]

@@ -62,7 +62,7 @@ def test_normal_edition_shows_solutions_in_collapsible_blocks(editions):
     normal, _ = editions
     raw = (normal / "fixture_chapter.html").read_text()
     hidden_code = re.findall(r'<details class="[^"]*hide above-input">(.*?)</details>', raw, re.S)
-    assert len(hidden_code) == 2
+    assert len(hidden_code) == 4  # three coding solutions and one hidden demonstration
     assert SOLUTIONS[0] in html.unescape(re.sub(r"<[^>]+>", "", hidden_code[0]))
     dropdown = re.search(r'<div class="dropdown admonition">(.*?)</div>', raw, re.S)
     assert dropdown and SOLUTIONS[2] in dropdown.group(1)
