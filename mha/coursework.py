@@ -394,13 +394,23 @@ class ChapterSummary:
     minutes: int
 
 
+def _bullets(text: str) -> list[str]:
+    """The items of the Markdown lists in ``text``, continuation lines joined."""
+    items: list[str] = []
+    for line in text.split("\n"):
+        start = re.match(r"^\s*(?:[-*]|\d+\.)\s+(.+)$", line)
+        if start:
+            items.append(start.group(1).strip())
+        elif items and line.startswith((" ", "\t")) and line.strip():
+            items[-1] += " " + line.strip()
+    return items
+
+
 def _goals(cells) -> list[str]:
-    for i, cell in enumerate(cells):
-        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Learning goals"):
-            text = "\n".join(c.source for c in cells[i : i + 2] if c.cell_type == "markdown")
-            text = text.split("## The idea")[0]
-            return [m.strip() for m in re.findall(r"^\s*(?:[-*]|\d+\.)\s+(.+)$", text, re.M)]
-    return []
+    """The bullets of the chapter's ``## Learning goals`` section (up to the next heading)."""
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    found = re.search(r"^## Learning goals\s*$(.*?)(?=^#{1,2} )", text + "\n## end", re.M | re.S)
+    return _bullets(found.group(1)) if found else []
 
 
 def _exercises(cells) -> list[tuple[str, str, str]]:
@@ -436,15 +446,17 @@ def chapter_summary(path: Path, points_per_check: int = POINTS_PER_CHECK) -> Cha
 def guide_markdown(chapters: Sequence[Path], points_per_check: int = POINTS_PER_CHECK) -> str:
     """The generated part of ``instructors.md``: an overview table and a section per chapter."""
     rows, sections = [], []
-    for s in (chapter_summary(Path(p), points_per_check) for p in chapters):
+    summaries = (chapter_summary(Path(p), points_per_check) for p in chapters)
+    for s in (s for s in summaries if s.goals or s.exercises):
         coding = sum(kind == "coding" for *_, kind in s.exercises)
         rows.append(f"| {{doc}}`chapters/{s.name}` | {coding} | {len(s.exercises) - coding} "
                     f"| {s.points} | {s.minutes} min |")  # fmt: skip
         goals = "\n".join(f"- {g}" for g in s.goals) or "- (none listed yet)"
         exercises = "\n".join(f"- **{n}** {t} ({k})" for n, t, k in s.exercises) or "- (none yet)"
-        sections.append(f"### {s.title}\n\n*Assignment `{s.name}`: {s.points} points, about "
-                        f"{s.minutes} minutes.*\n\nLearning goals:\n\n{goals}\n\n"
-                        f"Exercises:\n\n{exercises}\n")  # fmt: skip
+        number = f"Chapter {int(s.name[:2])}: " if s.name[:2].isdigit() else ""
+        sections.append(f"### {number}{s.title}\n\n*Assignment `{s.name}`: {s.points} "
+                        f"points, about {s.minutes} minutes.*\n\nLearning goals:\n\n{goals}"
+                        f"\n\nExercises:\n\n{exercises}\n")  # fmt: skip
     head = "| Chapter | Coding exercises | Written exercises | Points | Time |\n" + "|---" * 5 + "|"
     total = sum(int(r.split("|")[4]) for r in rows) if rows else 0
     body = "\n".join(rows) + f"\n| **Total** | | | **{total}** | |"

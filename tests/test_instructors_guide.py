@@ -1,0 +1,32 @@
+"""The instructor's guide agrees with the chapters and names commands that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mha import coursework as cw
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = (ROOT / "instructors.md").read_text()
+
+
+def table_rows(text: str) -> dict[str, tuple[str, ...]]:
+    """Chapter -> (coding, written, points) from the generated table; times are left out."""
+    rows = re.findall(r"^\| \{doc\}`chapters/(\w+)` \| (\d+) \| (\d+) \| (\d+) \|", text, re.M)
+    return {name: tuple(rest) for name, *rest in rows}
+
+
+def test_chapter_table_matches_the_notebooks():
+    """If this fails, run: .venv/bin/python -m mha.coursework guide --write instructors.md"""
+    chapters = sorted((ROOT / "chapters").glob("[0-9]*.ipynb"))
+    assert table_rows(GUIDE) == table_rows(cw.guide_markdown(chapters))
+
+
+def test_guide_commands_exist():
+    sub = cw._parser()._subparsers._group_actions[0].choices
+    for command in re.findall(r"python -m mha\.coursework ([\w-]+)", GUIDE):
+        assert command in sub, command
+    makefile = (ROOT / "Makefile").read_text()
+    for target in set(re.findall(r"(?:^|`)make ([\w-]+)", GUIDE, re.M)):
+        assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no target {target}"
