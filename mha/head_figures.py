@@ -47,10 +47,12 @@ def projection_figure(x, weight, num_heads, tokens):
               (project(x, weight), "Q = x @ W_Q.T  (L, d_model)")]  # fmt: skip
     vmax = max(float(np.abs(m).max()) for m, _ in panels)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), width_ratios=[1, weight.shape[0] / 9, 1])
-    for ax, (m, title) in zip(axes, panels, strict=True):
+    xlabels = ["input dimension (d_model)", "query dimension (output of W_Q)",
+               "query dimension (head i: its d_head columns)"]  # fmt: skip
+    for ax, (m, title), xlabel in zip(axes, panels, xlabels, strict=True):
         image = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
         ax.set_title(title, pad=26)
-        ax.set_xlabel("embedding dimension")
+        ax.set_xlabel(xlabel)
         ax.set_xticks(range(0, m.shape[1], 2))
     axes[0].set_yticks(range(len(tokens)), tokens)
     axes[1].set_ylabel("input dimension")

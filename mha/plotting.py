@@ -52,7 +52,7 @@ def heatmap(weights, row_labels, col_labels, ax=None, title=None, annotate=True,
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     if annotate:
-        top = weights.max() or 1.0
+        top = vmax or weights.max() or 1.0  # the colour scale's top, not the data's
         for (i, j), w in np.ndenumerate(weights):
             colour = "white" if w > 0.6 * top else "black"
             ax.text(j, i, f"{w:.2f}", ha="center", va="center", fontsize=7, color=colour)
