@@ -242,7 +242,10 @@ class Encoder(nn.Module):
 
     Introduced in Chapter 6, used by the experiments of Chapter 7. With
     ``vocab_size`` the input is token ids ``(N, L)`` and is embedded as
-    ``embedding * sqrt(d_model)`` (Vaswani et al.); otherwise the input is
+    ``embedding * sqrt(d_model)`` (Vaswani et al.), with the embedding drawn
+    from ``N(0, 1 / d_model)`` so that the scaled entries have size about 1,
+    like the positional encoding, which would otherwise be drowned (an
+    ``nn.Embedding`` starts at ``N(0, 1)``); otherwise the input is
     ``(N, L, d_model)``. With ``positional=True`` the sinusoidal encoding of
     the first ``L`` positions is added. ``final_norm`` (default: ``norm_first``)
     applies one last ``LayerNorm``, which pre-norm stacks need.
@@ -255,6 +258,8 @@ class Encoder(nn.Module):
         _check_positive_int("num_layers", num_layers)
         kw = {"device": device, "dtype": dtype}
         self.embedding = None if vocab_size is None else nn.Embedding(vocab_size, d_model, **kw)
+        if self.embedding is not None:  # entries of embedding * sqrt(d_model) start at size ~1
+            nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         pe = sinusoidal_positional_encoding(max_len, d_model, dtype=dtype or torch.float32)
         self.register_buffer("pe", pe.to(device) if positional else None, persistent=False)
         self.dropout = nn.Dropout(dropout)
