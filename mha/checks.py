@@ -39,6 +39,9 @@ from mha.reference import multi_head_attention_forward
 
 __all__ = [
     "TIME_LIMIT",
+    "Case",
+    "evaluate",
+    "run_isolated",
     "check_softmax",
     "check_attention",
     "check_head_projections",

@@ -194,7 +194,7 @@ def _first_function(source: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _check_cell(cell, points_per_check: int, used: set[str]) -> str:
+def _check_cell(cell, points_per_check: int, used: set[str], answers: Sequence[str] = ()) -> str:
     """Make a ``check`` cell a locked autograded test cell with hidden assertions.
 
     Returns a warning when the cell cannot fail for a wrong answer: no checker
@@ -202,7 +202,7 @@ def _check_cell(cell, points_per_check: int, used: set[str]) -> str:
     """
     asserts = hidden_tests(cell.source)
     fns = [m["fn"] for m in CHECK_CALL.finditer(cell.source)]
-    fns += re.findall(r"\b(my_\w+)\(", cell.source)
+    fns += [f for f in reversed(answers) if re.search(rf"\b{f}\b", cell.source)]
     cell.source = cell.source.rstrip()
     if asserts:
         cell.source += "\n### BEGIN HIDDEN TESTS\n" + "\n".join(asserts) + "\n### END HIDDEN TESTS"
@@ -259,35 +259,46 @@ class Conversion:
     warnings: list[str] = field(default_factory=list)
 
 
+def _solution_cell(cell, used: set[str], report: Conversion) -> str:
+    """Make a code solution cell an nbgrader answer cell; return its function's name."""
+    cell.source, dropped = wrap_solution(cell.source)
+    report.dropped += dropped
+    report.solutions += 1
+    function = _first_function(cell.source) or "cell"
+    cell.metadata["nbgrader"] = _nbgrader(_unique(f"solution_{function}", used), solution=True)
+    _strip_tags(cell, SOLUTION, HIDE_INPUT)
+    return function
+
+
+def _written_cell(cell, used: set[str], report: Conversion, written_points: int) -> list:
+    """A written solution: a graded answer cell, or the solution plus a free answer cell."""
+    report.written += 1
+    if not written_points:
+        return [cell, nbformat.v4.new_markdown_cell(ANSWER_CELL)]
+    name = _unique(f"written_{report.written}", used)
+    cell.metadata["nbgrader"] = _nbgrader(name, grade=True, solution=True, points=written_points)
+    _strip_tags(cell, SOLUTION)
+    report.points += written_points
+    return [cell]
+
+
 def to_source_notebook(nb, points_per_check: int = POINTS_PER_CHECK, written_points: int = 0):
     """The nbgrader source version of a chapter notebook: ``(notebook, Conversion)``."""
-    nb, report, used, cells = copy.deepcopy(nb), Conversion(), set(), []
+    nb, report, used, answers, cells = copy.deepcopy(nb), Conversion(), set(), [], []
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         if cell.cell_type == "code" and SOLUTION in tags(cell) and _defines_function(cell):
-            cell.source, dropped = wrap_solution(cell.source)
-            report.dropped += dropped
-            name = _unique(f"solution_{_first_function(cell.source) or 'cell'}", used)
-            cell.metadata["nbgrader"] = _nbgrader(name, solution=True)
-            _strip_tags(cell, SOLUTION, HIDE_INPUT)
-            report.solutions += 1
+            answers.append(_solution_cell(cell, used, report))
         elif cell.cell_type == "code" and CHECK in tags(cell):
-            if warning := _check_cell(cell, points_per_check, used):
+            if warning := _check_cell(cell, points_per_check, used, answers):
                 report.warnings.append(warning)
             report.checks += 1
             report.points += cell.metadata["nbgrader"]["points"]
-        cells.append(cell)
         if cell.cell_type == "markdown" and SOLUTION in tags(cell):
-            report.written += 1
-            if written_points:
-                name = _unique(f"written_{report.written}", used)
-                meta = _nbgrader(name, grade=True, solution=True, points=written_points)
-                cell.metadata["nbgrader"] = meta
-                _strip_tags(cell, SOLUTION)
-                report.points += written_points
-            else:
-                cells.append(nbformat.v4.new_markdown_cell(ANSWER_CELL))
+            cells += _written_cell(cell, used, report, written_points)
+        else:
+            cells.append(cell)
     if report.solutions or report.checks:
         note = STUDENT_NOTE.format(written=WRITTEN_GRADED if written_points else WRITTEN_FREE)
         cells.insert(1, nbformat.v4.new_markdown_cell(note))

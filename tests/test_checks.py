@@ -241,8 +241,14 @@ CHECKERS = {
 }
 
 
+CHAPTERS = {"check_softmax": 1, "check_attention": 1, "check_head_projections": 2,
+            "check_split_heads": 3, "check_merge_heads": 4, "check_multi_head_attention": 5,
+            "check_causal_mask": 5, "check_expand_padding_mask": 5}  # fmt: skip
+
+
 def test_every_checker_of_the_contract_exists():
     assert sorted(CHECKERS) == sorted(n for n in checks.__all__ if n.startswith("check_"))
+    assert all(f"Chapter {n}" in getattr(checks, c).__doc__ for c, n in CHAPTERS.items())
 
 
 @pytest.mark.parametrize(

@@ -186,3 +186,9 @@ def test_check_cells_that_call_the_function_directly_are_guarded(course):
     hidden = next(c for c in source.cells if "my_scale(d) ** -2" in c.source)
     assert "### BEGIN HIDDEN TESTS\n    raise\n" in hidden.source
     assert hidden.metadata.nbgrader["points"] == 2 and hidden.metadata.nbgrader["locked"]
+
+
+def test_command_line_guide(capsys):
+    cw.main(["guide", "--chapters", str(FIXTURE)])
+    out = capsys.readouterr().out
+    assert out.startswith(cw.GUIDE_BEGIN) and "### A fixture chapter" in out
