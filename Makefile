@@ -12,7 +12,11 @@ help:
 	@echo "make test      set up .venv, run the whole test suite (unit tests, strict nbval, -W book build)"
 	@echo "make lint      ruff check and format check"
 	@echo "make execute   re-run notebooks in place (NB=chapters/01_self_attention.ipynb for one)"
-	@echo "make clean     remove _build"
+	@echo "make course    build the nbgrader course folder ./course (solutions + hidden tests -> release)"
+	@echo "make grade A=01_self_attention   autograde submissions and export grades.csv"
+	@echo "make course-demo A=...           demo: reference + unanswered + buggy submissions, graded"
+	@echo "make student-book                the book without solutions, in _build/student/html"
+	@echo "make clean     remove _build and course"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,5 +49,20 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Coursework (see instructors.md): an nbgrader course folder in ./course, grading, student edition.
+A ?= 01_self_attention
+.PHONY: course course-demo grade student-book
+course: $(STAMP)
+	$(BIN)/python -m mha.coursework course
+
+course-demo: $(STAMP)
+	$(BIN)/python -m mha.coursework demo $(A)
+
+grade: $(STAMP)
+	$(BIN)/python -m mha.coursework grade $(A)
+
+student-book: $(STAMP)
+	$(BIN)/python -m mha.student_edition
+
 clean:
-	rm -rf _build
+	rm -rf _build course
