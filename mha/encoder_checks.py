@@ -1,4 +1,4 @@
-"""Exercise checkers of Chapter 6 (positional encoding, add & norm, feed-forward).
+"""Exercise checkers of Chapters 6 (positional encoding, add & norm, feed-forward) and 7.
 
 Same machinery and same promise as :mod:`mha.checks`: the learner's function
 runs in a separate process, its results are compared with ``mha``, and a wrong
@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from mha.checks import TIME_LIMIT, Case, evaluate
 from mha.encoder import sinusoidal_positional_encoding
 
-__all__ = ["check_positional_encoding", "check_add_and_norm", "check_feed_forward"]
+__all__ = [
+    "check_positional_encoding",
+    "check_add_and_norm",
+    "check_feed_forward",
+    "check_offset_share",
+]
 
 
 _PE_BUGS = {
@@ -160,3 +165,62 @@ def check_feed_forward(
              _ffn_case("x (5, 8), d_ff=16 (no batch axis)", (5, 8), 16, rng)]  # fmt: skip
     return evaluate(my_feed_forward, "my_feed_forward", cases, _FFN_BUGS,
                     time_limit=time_limit, quiet=quiet)  # fmt: skip
+
+
+_OFFSET_BUGS = {
+    "sign": (
+        "Your offsets have the wrong sign: measure key position minus query position, so that "
+        "the previous token is offset -1."
+    ),
+    "query_axis": (
+        "You took the argmax over the queries (axis -2). For each query (a row), find the key "
+        "(column) with the largest weight: weights.argmax(axis=-1)."
+    ),
+    "absolute": (
+        "You counted absolute key positions, not offsets: subtract each query's own position "
+        "from the position of its strongest key."
+    ),
+}
+
+
+def _offset_variant(weights: np.ndarray, kind: str) -> tuple[int, float]:
+    length = weights.shape[-1]
+    axis = -2 if kind == "query_axis" else -1
+    picked = weights.argmax(axis=axis)  # (N, L)
+    if kind != "absolute":
+        picked = picked - np.arange(length) if kind != "sign" else np.arange(length) - picked
+    values, counts = np.unique(picked, return_counts=True)
+    return int(values[counts.argmax()]), float(counts.max() / picked.size)
+
+
+def _offset_case(label: str, n: int, length: int, offset: int, share: float, rng) -> Case:
+    weights = rng.uniform(0, 1, size=(n, length, length))
+    rows = rng.uniform(size=(n, length)) < share
+    queries = np.arange(length)
+    keys = np.clip(queries + offset, 0, length - 1)
+    weights[:, queries, keys] += 5.0 * rows  # a peak on the offset for a share of the queries
+    weights /= weights.sum(-1, keepdims=True)
+    expected = _mha_offset_shares(weights)
+    bugs = {kind: _offset_variant(weights, kind) for kind in _OFFSET_BUGS}
+    return Case(label, (weights,), expected, bugs)
+
+
+def check_offset_share(my_offset_share, *, time_limit: float = TIME_LIMIT, quiet: bool = False):
+    """Check ``my_offset_share(weights (N, L, L)) -> (offset, share)`` for one head (Chapter 7).
+
+    Compared with :func:`mha.experiments.metrics.offset_shares` on heads that
+    prefer offset -1, +2 and 0 for a given share of their queries.
+    """
+    rng = np.random.default_rng(8)
+    cases = [_offset_case("a previous-token head", 40, 8, -1, 0.95, rng),
+             _offset_case("a head two tokens ahead", 30, 6, 2, 0.7, rng),
+             _offset_case("a self head", 25, 5, 0, 0.5, rng)]  # fmt: skip
+    return evaluate(my_offset_share, "my_offset_share", cases, _OFFSET_BUGS,
+                    time_limit=time_limit, quiet=quiet)  # fmt: skip
+
+
+def _mha_offset_shares(weights: np.ndarray) -> tuple[int, float]:
+    from mha.experiments.metrics import offset_shares  # Chapter 7 module, imported on use
+
+    offset, share = offset_shares(torch.from_numpy(weights)[:, None])
+    return int(offset[0]), float(share[0])
