@@ -1,5 +1,6 @@
 """Chapter 7: the task, the metrics, and re-running one slice of every committed sweep."""
 
+import json
 import math
 
 import numpy as np
@@ -123,3 +124,19 @@ def test_committed_slice_reproduces(name, one_thread):
     fresh = run_sweep(name, heads=[heads], seeds=[seed], progress=False)["runs"][0]
     (want,) = [r for r in committed["runs"] if r["num_heads"] == heads and r["seed"] == seed]
     assert_same(fresh, want)
+
+
+def test_results_json_format_round_trips():
+    from mha.experiments.__main__ import dumps
+
+    data = {"a": [1, 2.5, -3e-05], "b": [[0.1, 0.2], []], "c": {"s": ["x", 1]}}
+    text = dumps(data)
+    assert json.loads(text) == data
+    assert '"a": [1, 2.5, -3e-05]' in text  # lists of numbers stay on one line
+
+
+def test_cli_rejects_unknown_sweep():
+    from mha.experiments.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["everything"])

@@ -44,7 +44,7 @@ def task_figure(labels, query: int, marked: int, vocab_size: int):
 
 
 def curves_with_band(ax, steps, values, label: str, style: str = "-") -> None:
-    """Mean over seeds with a band of +-1 std; ``values`` is ``(seeds, len(steps))``."""
+    """Mean over seeds with a band of +-1 std; ``values`` is ``(seeds, len(steps))`` (Chapter 7)."""
     values = np.asarray(values, dtype=float)
     mean, std = values.mean(0), values.std(0, ddof=1) if len(values) > 1 else 0 * values[0]
     (line,) = ax.plot(steps, mean, style, label=label)

@@ -35,7 +35,7 @@ __all__ = [
 
 @torch.no_grad()
 def attention_weights(model, data: TaskBatch) -> list[Tensor]:
-    """Every layer's per-head weights on ``data``: a list of ``(N, h, L, L)``."""
+    """Every layer's per-head weights on ``data``: a list of ``(N, h, L, L)`` (Chapter 7)."""
     return model(data.tokens, need_weights=True)[1]
 
 
@@ -145,5 +145,5 @@ def pruning_curve(model, data: TaskBatch, order) -> list[tuple[int, int]]:
 
 
 def scored_queries(data: TaskBatch) -> Tensor:
-    """``(N, L)`` bool: the positions that have a target (``i >= 1``)."""
+    """``(N, L)`` bool: the positions that have a target, ``i >= 1`` (Chapter 7)."""
     return data.targets != IGNORE

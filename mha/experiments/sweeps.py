@@ -46,20 +46,20 @@ PROBE_SEEDS = (0,)  # seeds whose attention maps on the probe sequences are stor
 
 
 def versions() -> dict:
-    """The package versions that produced a result."""
+    """The package versions that produced a result (Chapter 7)."""
     return {"python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "tqdm": tqdm.__version__, "mha": mha.__version__}  # fmt: skip
 
 
 def mean_std(values) -> dict:
-    """``{"mean", "std", "n"}`` with the sample standard deviation (ddof = 1)."""
+    """``{"mean", "std", "n"}`` with the sample standard deviation, ddof = 1 (Chapter 7)."""
     values = np.asarray(values, dtype=float)
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"mean": float(values.mean()), "std": std, "n": len(values)}
 
 
 def probe_indices(cfg: Config) -> list[int]:
-    """For each marked value, the first test sequence with it away from both ends (for plots)."""
+    """For each marked value, the first test sequence with it away from both ends (Chapter 7)."""
     test = make_data(cfg, cfg.test_size, None, "test")
     value = test.tokens[torch.arange(cfg.test_size), test.marked] - cfg.vocab_size
     inside = (test.marked >= 3) & (test.marked <= cfg.seq_len - 3)

@@ -73,7 +73,7 @@ class TaskModel(nn.Module):
 
 
 def progress_bar(total: int, desc: str, enable: bool = True):
-    """A tqdm bar without timings or rates: its final state is the same on every run.
+    """A tqdm bar without timings or rates: its final state is the same on every run (Chapter 7).
 
     Plain text on stderr (Jupyter redraws it in place); ``ncols`` is fixed so
     the bar's width does not depend on the terminal.
@@ -83,20 +83,20 @@ def progress_bar(total: int, desc: str, enable: bool = True):
 
 
 def task_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean cross-entropy over the positions that have a target."""
+    """Mean cross-entropy over the positions that have a target (Chapter 7)."""
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: TaskBatch, head_mask: Tensor | None = None) -> tuple[int, int]:
-    """``(correct, total)`` over the positions that have a target (exact integers)."""
+    """``(correct, total)`` over the positions that have a target, exact integers (Chapter 7)."""
     predictions = model(data.tokens, head_mask=head_mask).argmax(-1)  # (N, L)
     scored = data.targets != IGNORE
     return int((predictions[scored] == data.targets[scored]).sum()), int(scored.sum())
 
 
 def make_data(cfg: Config, num_examples: int, seed: int | None, stream: str) -> TaskBatch:
-    """``num_examples`` sequences of the task from ``stream`` of run ``seed``."""
+    """``num_examples`` sequences of the task from ``stream`` of run ``seed`` (Chapter 7)."""
     rng = task_rng(seed, stream)
     return previous_plus_marked(num_examples, cfg.seq_len, cfg.vocab_size, rng)
 
