@@ -32,10 +32,23 @@ def padding_mask(batch=3, seq=7):
     return pad
 
 
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """Count the calls of PyTorch's fused encoder-layer kernel (its eval "fast path")."""
+    calls, kernel = [], torch._transformer_encoder_layer_fwd
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_transformer_encoder_layer_fwd", counting)
+    return calls
+
+
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval-fastpath"])
-def test_layer_matches_torch(norm_first, padded, train):
+def test_layer_matches_torch(norm_first, padded, train, fused_calls):
     layer = torch_layer(norm_first)
     ours = mha.EncoderLayer.from_torch(layer)
     x = torch.randn(3, 7, 16, dtype=F64)
@@ -44,6 +57,7 @@ def test_layer_matches_torch(norm_first, padded, train):
     with torch.no_grad():  # in eval mode this lets PyTorch take its fused fast path
         expected = layer(x, src_key_padding_mask=pad)
         got = ours(x, src_key_padding_mask=pad)
+    assert len(fused_calls) == (0 if train else 1)  # the fast path really ran in eval mode
     assert got.shape == (3, 7, 16)
     assert (got - expected).abs().max().item() < TOL
 
