@@ -40,6 +40,7 @@ book-only: $(STAMP)
 NB ?= chapters/*.ipynb
 execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=300 $(NB)
+	$(BIN)/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True $(NB)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
