@@ -32,11 +32,23 @@ def setup() -> None:
         "figure.dpi": 80,
         "font.size": 10,
     })  # fmt: skip
-    try:
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
-    except ImportError:  # plain Python: nothing to configure
+    if not _in_kernel():  # plain Python: nothing more to configure
         return
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    # Inline figures even when MPLBACKEND (e.g. Agg) is set in the environment.
+    plt.switch_backend("module://matplotlib_inline.backend_inline")
     set_matplotlib_formats("svg", bbox_inches="tight", metadata={"Date": None})
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where figures display inline)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in shell.config
 
 
 def heatmap(weights, row_labels, col_labels, ax=None, title=None, annotate=True, vmax=None):
