@@ -499,8 +499,11 @@ def _cmd_course(a) -> None:
             print(f"  warning: {warning}")
         for code in r.dropped:
             print(f"  warning: dropped from a solution cell (would fail in the release): {code!r}")
-    if not a.no_release:
-        release(a.course_dir, list(done))
+    if a.no_release:
+        print(f"nbgrader course in {a.course_dir}: source/ only (with solutions); make the "
+              "release with `nbgrader generate_assignment <name>` in that folder")  # fmt: skip
+        return
+    release(a.course_dir, list(done))
     print(f"nbgrader course in {a.course_dir}: source/ (with solutions) and release/ (without)")
 
 

@@ -30,3 +30,16 @@ def test_guide_commands_exist():
     makefile = (ROOT / "Makefile").read_text()
     for target in set(re.findall(r"(?:^|`)make ([\w-]+)", GUIDE, re.M)):
         assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no target {target}"
+
+
+def test_pretend_students_bugs_each_edit_one_line_of_chapter_1():
+    """The guide's `sed` commands (pretend students) each change one line of the source."""
+    import nbformat
+
+    chapter = nbformat.read(ROOT / "chapters" / "01_self_attention.ipynb", as_version=4)
+    source = nbformat.writes(cw.to_source_notebook(chapter)[0])
+    edits = re.findall(r"^sed 's\|(.+?)\|", GUIDE, re.M)
+    assert len(edits) == 2
+    for edit in edits:
+        text = edit.replace("\\[", "[").replace("\\]", "]")
+        assert source.count(text) == 1, f"{text!r} should occur once in 01_self_attention"

@@ -192,3 +192,11 @@ def test_command_line_guide(capsys):
     cw.main(["guide", "--chapters", str(FIXTURE)])
     out = capsys.readouterr().out
     assert out.startswith(cw.GUIDE_BEGIN) and "### A fixture chapter" in out
+
+
+def test_command_line_course_without_release(tmp_path, capsys):
+    cw.main(["course", "--no-release", "--chapters", str(FIXTURE), "--course-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "source/ only" in out and "release/ (without)" not in out
+    assert (tmp_path / "source" / NAME / f"{NAME}.ipynb").exists()
+    assert not (tmp_path / "release").exists()
