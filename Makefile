@@ -14,7 +14,7 @@ help:
 	@echo "make execute   re-run notebooks in place (NB=chapters/01_self_attention.ipynb for one)"
 	@echo "make course    build the nbgrader course folder ./course (solutions + hidden tests -> release)"
 	@echo "make grade A=01_self_attention   autograde submissions and export grades.csv"
-	@echo "make course-demo A=...           demo: reference + unanswered + buggy submissions, graded"
+	@echo "make course-demo A=...           demo: submit the reference solutions as a student, grade them"
 	@echo "make student-book                the book without solutions, in _build/student/html"
 	@echo "make clean     remove _build and course"
 
