@@ -8,6 +8,7 @@ broadcasting errors from deep inside NumPy or PyTorch.
 from __future__ import annotations
 
 __all__ = [
+    "check_positive_int",
     "check_heads",
     "check_qkv",
     "check_mask_dtype",
@@ -16,14 +17,19 @@ __all__ = [
 ]
 
 
+def check_positive_int(name: str, value) -> None:
+    """Raise unless ``value`` is a positive ``int`` (``bool`` is not accepted)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_heads(embed_dim: int, num_heads: int) -> int:
     """Return ``d_head = embed_dim // num_heads`` or raise if it is not whole.
 
     Introduced in Chapter 2 (projections): each head works in a subspace of
     size ``d_head``, so ``embed_dim`` must split evenly.
     """
-    if not isinstance(num_heads, int) or num_heads < 1:
-        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+    check_positive_int("num_heads", num_heads)
     if embed_dim % num_heads != 0:
         raise ValueError(
             f"embed_dim must be divisible by num_heads: got embed_dim={embed_dim}, "

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mha._validate import check_positive_int
 from mha.module import MultiHeadAttention
 
 __all__ = [
@@ -35,11 +36,6 @@ __all__ = [
 
 # state_dict keys of nn.TransformerEncoderLayer -> ours (the rest are identical).
 _TORCH_TO_MHA = {"linear1.": "ffn.linear1.", "linear2.": "ffn.linear2."}
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _check_dropout(p) -> None:
@@ -58,7 +54,7 @@ def sinusoidal_positional_encoding(
     """
     if not isinstance(seq_len, int) or seq_len < 0:
         raise ValueError(f"seq_len must be a non-negative int, got {seq_len!r}")
-    _check_positive_int("d_model", d_model)
+    check_positive_int("d_model", d_model)
     pos = torch.arange(seq_len, dtype=torch.float64, device=device)[:, None]  # (L, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64, device=device)  # (ceil(d/2),)
     angles = pos / base ** (two_i / d_model)  # (L, ceil(d/2))
@@ -78,8 +74,8 @@ class PositionwiseFeedForward(nn.Module):
 
     def __init__(self, d_model, dim_feedforward, dropout=0.0, bias=True, device=None, dtype=None):
         super().__init__()
-        _check_positive_int("d_model", d_model)
-        _check_positive_int("dim_feedforward", dim_feedforward)
+        check_positive_int("d_model", d_model)
+        check_positive_int("dim_feedforward", dim_feedforward)
         _check_dropout(dropout)
         kw = {"bias": bias, "device": device, "dtype": dtype}
         self.linear1 = nn.Linear(d_model, dim_feedforward, **kw)
@@ -255,7 +251,7 @@ class Encoder(nn.Module):
                  norm_first=False, vocab_size=None, positional=True, max_len=512,
                  final_norm=None, device=None, dtype=None):  # fmt: skip
         super().__init__()
-        _check_positive_int("num_layers", num_layers)
+        check_positive_int("num_layers", num_layers)
         kw = {"device": device, "dtype": dtype}
         self.embedding = None if vocab_size is None else nn.Embedding(vocab_size, d_model, **kw)
         if self.embedding is not None:  # entries of embedding * sqrt(d_model) start at size ~1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["strip_solutions", "copy_sources", "build_student_edition", "main"]
+__all__ = ["strip_solutions", "copy_sources", "build_book", "build_student_edition", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("_build", ".venv", ".git", "course", "__pycache__", ".ruff_cache", ".pytest_cache",
@@ -50,18 +50,27 @@ def copy_sources(source: Path, dest: Path) -> int:
     return removed
 
 
+def build_book(source: Path, output: Path, timeout: float | None = None):
+    """Run ``jupyter-book build source -W -n --keep-going`` into ``output``; return the process.
+
+    The strict build of the course (every warning is an error); the HTML lands
+    in ``output / "_build" / "html"``. Used for both editions and by the tests.
+    """
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(source), "-W", "-n", "--keep-going", "--path-output", str(output)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
 def build_student_edition(source: Path = ROOT, output: Path = ROOT / "_build" / "student") -> Path:
     """Build the student edition of the book in ``source``; return ``output / "html"``.
 
     Raises ``RuntimeError`` with the build log's tail if jupyter-book reports a
     warning or an error (``-W -n --keep-going``, as for the normal edition).
     """
-    jb = Path(sys.executable).with_name("jupyter-book")
     with tempfile.TemporaryDirectory(prefix="mha-student-") as tmp:
         src, out = Path(tmp) / "src", Path(tmp) / "out"
         removed = copy_sources(Path(source), src)
-        cmd = [str(jb), "build", str(src), "-W", "-n", "--keep-going", "--path-output", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = build_book(src, out)
         if proc.returncode != 0:
             log = (proc.stdout + proc.stderr)[-4000:]
             raise RuntimeError(f"student edition build failed:\n{log}")

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from mha.student_edition import build_student_edition
+from mha.student_edition import build_book, build_student_edition
 
 BOOK = Path(__file__).parent / "fixtures" / "book"
 SOLUTIONS = [  # code and prose that only the solution cells contain
@@ -33,9 +31,7 @@ def text_of(path: Path) -> str:
 @pytest.fixture(scope="module")
 def editions(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("editions")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(BOOK), "-W", "-n", "--keep-going", "--path-output", str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = build_book(BOOK, tmp, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return tmp / "_build" / "html", build_student_edition(BOOK, tmp / "student")
 
