@@ -54,16 +54,16 @@ format: $(STAMP)
 A ?= 01_self_attention
 .PHONY: course course-demo grade student-book
 course: $(STAMP)
-	$(BIN)/python -m mha.coursework course
+	$(BIN)/python -m mha.grading.coursework course
 
 course-demo: $(STAMP)
-	$(BIN)/python -m mha.coursework demo $(A)
+	$(BIN)/python -m mha.grading.coursework demo $(A)
 
 grade: $(STAMP)
-	$(BIN)/python -m mha.coursework grade $(A)
+	$(BIN)/python -m mha.grading.coursework grade $(A)
 
 student-book: $(STAMP)
-	$(BIN)/python -m mha.student_edition
+	$(BIN)/python -m mha.grading.student_edition
 
 clean:
 	rm -rf _build course

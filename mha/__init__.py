@@ -1,23 +1,23 @@
 """Multi-head attention, step by step: the reference package of the course.
 
-Modules follow the chapters:
+The tree has four parts. ``import mha`` loads the first alone (torch and numpy, nothing else):
 
-* :mod:`mha.example` (Chapter 1): the running example sentence, toy embeddings;
-* :mod:`mha.attention` (Chapter 1): ``softmax``, ``scaled_dot_product_attention``;
-* :mod:`mha.heads` (Chapters 2 to 4): ``project``, ``split_heads``, ``merge_heads``;
-* :mod:`mha.lenses` (Chapter 3): three hand-built heads for the running example;
-* :mod:`mha.reference` (Chapter 5): the NumPy ``multi_head_attention_forward``
-  and the public NumPy API;
-* :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, a ``torch.nn.Module``;
-* :mod:`mha.encoder` (Chapter 6): ``EncoderLayer``, ``Encoder``, positional encoding;
-* :mod:`mha.experiments` (Chapter 7): seeded synthetic tasks, training, sweeps
-  (``python -m mha.experiments``);
-* :mod:`mha.checks`: exercise checkers that name the classic bugs;
-* :mod:`mha.coursework`, :mod:`mha.student_edition`: nbgrader course and student edition;
-* :mod:`mha.plotting`, :mod:`mha.head_figures`: reproducible figures for the notebooks.
+* the attention library, at the top of ``mha/``, in chapter order:
+
+  * :mod:`mha.attention` (Chapter 1): ``softmax``, ``scaled_dot_product_attention``;
+  * :mod:`mha.heads` (Chapters 2 to 4): ``project``, ``split_heads``, ``merge_heads``;
+  * :mod:`mha.reference` (Chapter 5): the NumPy ``multi_head_attention_forward``;
+  * :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, a ``torch.nn.Module``;
+  * :mod:`mha.encoder` (Chapter 6): ``EncoderLayer``, ``Encoder``, positional encoding;
+* :mod:`mha.course`: what only the chapters use (the running example, the hand-built
+  heads, figures);
+* :mod:`mha.grading`: the exercise checkers, the nbgrader course and the student edition;
+* :mod:`mha.experiments`: Chapter 7's seeded experiments (``python -m mha.experiments``).
+
+The library never imports the other three parts.
 """
 
-from mha import checks, example, reference
+from mha import reference
 from mha.encoder import Encoder, EncoderLayer
 from mha.module import MultiHeadAttention, causal_mask
 
@@ -27,7 +27,5 @@ __all__ = [
     "reference",
     "EncoderLayer",
     "Encoder",
-    "example",
-    "checks",
 ]
 __version__ = "0.1.0"

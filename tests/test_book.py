@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mha.student_edition import build_book
+from mha.grading.student_edition import build_book
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import mha
-from mha import checks
 from mha.attention import scaled_dot_product_attention, softmax
+from mha.grading import checks
 from mha.heads import merge_heads, split_heads
 from mha.reference import multi_head_attention_forward
 
@@ -402,11 +402,11 @@ def test_checkers_inside_a_jupyter_kernel():
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = [
-        "import numpy as np, torch\nimport mha\nt = torch.randn(200, 200); _ = t @ t",
+        "import numpy as np, torch\nimport mha.grading.checks\nt = torch.randn(200, 200); _ = t @ t",
         "def my_softmax(x, axis=-1):\n    while True:\n        pass",
-        "ok = mha.checks.check_softmax(my_softmax, time_limit=1)",
+        "ok = mha.grading.checks.check_softmax(my_softmax, time_limit=1)",
         "def my_causal_mask(L):\n    return torch.ones(L, L, dtype=torch.bool).triu(1)",
-        "ok2 = mha.checks.check_causal_mask(my_causal_mask)\nprint(ok, ok2)",
+        "ok2 = mha.grading.checks.check_causal_mask(my_causal_mask)\nprint(ok, ok2)",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()

@@ -7,8 +7,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from mha import encoder_checks, encoder_figures
-from mha.encoder_checks import _pe_variant
+from mha.course import encoder_figures
+from mha.grading import encoder_checks
+from mha.grading.encoder_checks import _pe_variant
 
 
 def reference_pe(seq_len, d_model):

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from mha import example, plotting
+from mha.course import example, plotting
 from mha.reference import scaled_dot_product_attention
 
 HE, KNEW = 0, 6  # "He" and "knew"; the second "he" is token 5

@@ -1,4 +1,4 @@
-"""Tests for mha.head_figures (Chapters 2 and 3)."""
+"""Tests for mha.course.head_figures (Chapters 2 and 3)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from mha import example, head_figures, heads
+from mha import heads
+from mha.course import example, head_figures
 
 TOKENS = example.TOKENS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mha import coursework as cw
+from mha.grading import coursework as cw
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "instructors.md").read_text()
@@ -18,7 +18,7 @@ def table_rows(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def test_chapter_table_matches_the_notebooks():
-    """If this fails, run: .venv/bin/python -m mha.coursework guide --write instructors.md"""
+    """If this fails, run: .venv/bin/python -m mha.grading.coursework guide --write instructors.md"""
     chapters = sorted((ROOT / "chapters").glob("[0-9]*.ipynb"))
     assert table_rows(GUIDE) == table_rows(cw.guide_markdown(chapters))
 

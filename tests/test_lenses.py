@@ -1,4 +1,4 @@
-"""Tests for mha.lenses: the hand-built heads of Chapter 3 do what their names say."""
+"""Tests for mha.course.lenses: the hand-built heads of Chapter 3 do what their names say."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mha import MultiHeadAttention, example, lenses, reference
+from mha import MultiHeadAttention, reference
+from mha.course import example, lenses
 
 TOKENS = example.TOKENS
 

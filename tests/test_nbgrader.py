@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mha import coursework as cw
+from mha.grading import coursework as cw
 
 FIXTURE = Path(__file__).parent / "fixtures" / "book" / "fixture_chapter.ipynb"
 NAME = FIXTURE.stem
@@ -90,7 +90,7 @@ def test_unanswered_release_runs_without_error(course):
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                       for o in c.outputs)  # fmt: skip
-    assert printed.count("is not implemented yet") == 2  # the two mha.checks calls
+    assert printed.count("is not implemented yet") == 2  # the two mha.grading.checks calls
     assert printed.count("Not implemented yet") == 1  # the cell with its own asserts
 
 
@@ -148,9 +148,9 @@ def test_wrap_solution_keeps_imports_signatures_and_docstrings():
 
 
 def test_hidden_tests_from_check_cells():
-    src = "ok = mha.checks.check_softmax(my_softmax)\nchecks.check_causal_mask( my_mask )"
+    src = "ok = mha.grading.checks.check_softmax(my_softmax)\nchecks.check_causal_mask( my_mask )"
     assert cw.hidden_tests(src) == [
-        'assert mha.checks.check_softmax(my_softmax, quiet=True), "my_softmax does not pass yet"',
+        'assert mha.grading.checks.check_softmax(my_softmax, quiet=True), "my_softmax does not pass yet"',
         'assert checks.check_causal_mask(my_mask, quiet=True), "my_mask does not pass yet"',
     ]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mha.student_edition import build_book, build_student_edition
+from mha.grading.student_edition import build_book, build_student_edition
 
 BOOK = Path(__file__).parent / "fixtures" / "book"
 SOLUTIONS = [  # code and prose that only the solution cells contain
@@ -50,7 +50,7 @@ def test_student_edition_keeps_the_exercises_and_clears_check_outputs(editions):
     _, student = editions
     page = text_of(student / "fixture_chapter.html")
     assert "Exercise 1.1: a stable softmax" in page and "my_softmax(x, axis=-1)" in page
-    assert "mha.checks.check_softmax(my_softmax)" in page
+    assert "mha.grading.checks.check_softmax(my_softmax)" in page
     assert "passed all" not in page
 
 

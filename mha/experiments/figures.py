@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mha.plotting import heatmap
+from mha.course.plotting import heatmap
 
 __all__ = ["RELATION_COLOURS", "task_figure", "curves_with_band", "probe_grid"]
 

@@ -7,8 +7,8 @@ missing solution would only confuse). The copy is built with
 ``jupyter-book build -W -n --keep-going`` and the HTML lands in
 ``_build/student/html``.
 
-Command line: ``python -m mha.student_edition [--source .] [--output _build/student]``
-(also ``python -m mha.coursework student-book``).
+Command line: ``python -m mha.grading.student_edition [--source .] [--output _build/student]``
+(also ``python -m mha.grading.coursework student-book``).
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def build_student_edition(source: Path = ROOT, output: Path = ROOT / "_build" / 
 
 
 def main(argv=None) -> None:
-    """Entry point of ``python -m mha.student_edition``."""
-    p = argparse.ArgumentParser(prog="python -m mha.student_edition", description=__doc__)
+    """Entry point of ``python -m mha.grading.student_edition``."""
+    p = argparse.ArgumentParser(prog="python -m mha.grading.student_edition", description=__doc__)
     p.add_argument("--source", type=Path, default=ROOT, help="the book's folder")
     p.add_argument("--output", type=Path, default=ROOT / "_build" / "student")
     a = p.parse_args(argv)

@@ -5,7 +5,7 @@
 * :func:`head_sources` and :func:`layout_figure` (Chapter 3): where each entry
   of a ``(h, L, d_head)`` head tensor comes from, with and without the transpose.
 
-Call :func:`mha.plotting.setup` first, as every chapter does.
+Call :func:`mha.course.plotting.setup` first, as every chapter does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 
 from mha._validate import check_heads
 from mha.heads import project, split_heads
-from mha.plotting import HEAD_COLOURS
+from mha.course.plotting import HEAD_COLOURS
 
 __all__ = ["projection_figure", "split_figure", "head_sources", "layout_figure"]
 

@@ -2,7 +2,7 @@
 
 Every coding exercise of the course asks for one function (``my_softmax``,
 ``my_attention``, ...). The matching checker here, for example
-``mha.checks.check_softmax(my_softmax)``, runs that function on several inputs,
+``mha.grading.checks.check_softmax(my_softmax)``, runs that function on several inputs,
 edge cases included, compares each result with the reference in ``mha``, prints
 a friendly verdict and returns ``True`` or ``False``. It never raises.
 

@@ -6,7 +6,7 @@ Driven by the cell tags of CONTRIBUTING.md:
   nbgrader *source* version its body sits between ``### BEGIN SOLUTION`` and
   ``### END SOLUTION``, so the release keeps the signature and docstring and
   gets the stub ``raise NotImplementedError()``;
-* a code cell tagged ``check`` (``mha.checks.check_softmax(my_softmax)``)
+* a code cell tagged ``check`` (``mha.grading.checks.check_softmax(my_softmax)``)
   becomes a locked, autograded test cell worth ``points_per_check`` points per
   checker call. The visible call prints the checker's verdict (it names the
   bug); a hidden ``assert ...(quiet=True)`` does the grading;
@@ -17,11 +17,12 @@ Driven by the cell tags of CONTRIBUTING.md:
 
 Command line (run from the repository root)::
 
-    python -m mha.coursework course        # chapters -> ./course (source + release)
-    python -m mha.coursework grade 01_self_attention   # autograde, feedback, grades.csv
-    python -m mha.coursework demo 01_self_attention    # the above with the reference solutions
-    python -m mha.coursework guide         # per-chapter table of the instructor's guide
-    python -m mha.coursework student-book  # the book without solutions (see mha.student_edition)
+    python -m mha.grading.coursework course        # chapters -> ./course (source + release)
+    python -m mha.grading.coursework grade 01_self_attention   # autograde, feedback, grades.csv
+    python -m mha.grading.coursework demo 01_self_attention    # the above, reference solutions
+    python -m mha.grading.coursework guide         # per-chapter table of the instructor's guide
+    python -m mha.grading.coursework student-book  # the book without solutions
+    (see mha.grading.student_edition)
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ WRITTEN_GRADED = "Written exercises are graded by hand: answer in the cell below
 ANSWER_CELL = "**Your answer:** *(double-click to write)*"
 
 CONFIG = '''\
-"""nbgrader configuration of the course, written by `python -m mha.coursework course`."""
+"""nbgrader configuration of the course, written by `python -m mha.grading.coursework course`."""
 
 from nbconvert.preprocessors import TagRemovePreprocessor
 from nbgrader.converters import GenerateAssignment
@@ -388,7 +389,9 @@ def grade(course_dir: Path, assignment: str, csv: str = "grades.csv") -> Path:
 # ---------------------------------------------------------------------------
 
 EXERCISE = re.compile(r"^###\s+Exercise\s+([\d.]+):?\s*(.*)$", re.M)
-GUIDE_BEGIN = "<!-- BEGIN GENERATED: python -m mha.coursework guide --write instructors.md -->"
+GUIDE_BEGIN = (
+    "<!-- BEGIN GENERATED: python -m mha.grading.coursework guide --write instructors.md -->"
+)
 GUIDE_END = "<!-- END GENERATED -->"
 MINUTES = {"reading_words_per_minute": 120, "code_cell": 1, "coding": 15, "written": 8}
 
@@ -531,14 +534,16 @@ def _cmd_guide(a) -> None:
 
 
 def _cmd_student_book(a) -> None:
-    from mha.student_edition import build_student_edition
+    from mha.grading.student_edition import build_student_edition
 
     html = build_student_edition(Path(a.source), Path(a.output))
     print(f"student edition: {html / 'index.html'}")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mha.coursework", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m mha.grading.coursework", description=__doc__.split("\n")[0]
+    )
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--course-dir", type=Path, default=Path("course"))
@@ -566,7 +571,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m mha.coursework``."""
+    """Entry point of ``python -m mha.grading.coursework``."""
     args = _parser().parse_args(argv)
     args.run(args)
 

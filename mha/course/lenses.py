@@ -5,7 +5,7 @@ The article imagines a *relationships* head ("trust" and the two "he"), an
 Heads of a trained model come with no such labels; these three are built by
 hand, weight by weight, so that each does what its name says.
 
-The toy embeddings of Chapter 1 (:func:`mha.example.toy_embeddings`,
+The toy embeddings of Chapter 1 (:func:`mha.course.example.toy_embeddings`,
 ``d_model = 8``) get four more features here, so that ``d_model = 12`` splits
 evenly into the article's three heads of ``d_head = 4``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mha import example
+from mha.course import example
 
 __all__ = [
     "EXTRA_FEATURES",
@@ -53,10 +53,10 @@ HEAD_RECIPES: dict[str, tuple[dict[str, float], dict[str, float]]] = {
 
 
 def embeddings(noise: float = 0.05, seed: int = 0) -> np.ndarray:
-    """Embeddings of :data:`mha.example.TOKENS` with the features :data:`FEATURES`, ``(9, 12)``.
+    """Embeddings of :data:`mha.course.example.TOKENS` with the features :data:`FEATURES`, ``(9, 12)``.
 
     Introduced in Chapter 2. Columns 0 to 7 are
-    ``mha.example.toy_embeddings(noise, seed)``; columns 8 to 11 are the
+    ``mha.course.example.toy_embeddings(noise, seed)``; columns 8 to 11 are the
     :data:`EXTRA_FEATURES` (1 where a word has the feature), plus seeded
     Gaussian noise of standard deviation ``noise`` (seed ``seed + 1``).
     """

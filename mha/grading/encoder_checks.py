@@ -1,6 +1,6 @@
 """Exercise checkers of Chapters 6 (positional encoding, add & norm, feed-forward) and 7.
 
-Same machinery and same promise as :mod:`mha.checks`: the learner's function
+Same machinery and same promise as :mod:`mha.grading.checks`: the learner's function
 runs in a separate process, its results are compared with ``mha``, and a wrong
 result that equals a classic buggy variant is named.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mha.checks import TIME_LIMIT, Case, evaluate
 from mha.encoder import sinusoidal_positional_encoding
+from mha.grading.checks import TIME_LIMIT, Case, evaluate
 
 __all__ = [
     "check_positional_encoding",
