@@ -117,7 +117,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         _check_dropout(dropout)
         kw = {"device": device, "dtype": dtype}
-        self.self_attn = MultiHeadAttention(d_model, num_heads, bias, dropout, **kw)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias, **kw)
         self.ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, bias, **kw)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
