@@ -43,6 +43,15 @@ def _check_dropout(p) -> None:
         raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
 
 
+# The feed-forward nonlinearities: ReLU (Vaswani et al.) and exact erf-GELU (BERT, Chapter 8).
+_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+def _check_activation(activation) -> None:
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+
+
 def sinusoidal_positional_encoding(
     seq_len: int, d_model: int, base: float = 10000.0, dtype=torch.float32, device=None
 ) -> Tensor:
@@ -70,13 +79,17 @@ class PositionwiseFeedForward(nn.Module):
     Introduced in Chapter 6. ``x`` is ``(..., d_model)``; the hidden layer has
     ``dim_feedforward`` units (``4 * d_model`` in Vaswani et al.). The layout
     and the order of dropout and activation follow ``nn.TransformerEncoderLayer``.
+    ``activation="gelu"`` (exact, erf-based) is BERT's choice (Chapter 8).
     """
 
-    def __init__(self, d_model, dim_feedforward, dropout=0.0, bias=True, device=None, dtype=None):
+    def __init__(self, d_model, dim_feedforward, dropout=0.0, bias=True, device=None, dtype=None,
+                 activation="relu"):  # fmt: skip
         super().__init__()
         check_positive_int("d_model", d_model)
         check_positive_int("dim_feedforward", dim_feedforward)
         _check_dropout(dropout)
+        _check_activation(activation)
+        self.activation = activation
         kw = {"bias": bias, "device": device, "dtype": dtype}
         self.linear1 = nn.Linear(d_model, dim_feedforward, **kw)
         self.dropout = nn.Dropout(dropout)
@@ -84,7 +97,7 @@ class PositionwiseFeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., d_model) -> (..., d_model)``."""
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+        return self.linear2(self.dropout(_ACTIVATIONS[self.activation](self.linear1(x))))
 
 
 class EncoderLayer(nn.Module):
@@ -100,6 +113,8 @@ class EncoderLayer(nn.Module):
     Parameter names follow ``nn.TransformerEncoderLayer`` (``self_attn``,
     ``norm1``, ``norm2``, ``dropout1``, ``dropout2``), except that the two
     linear maps live in ``ffn`` (:class:`PositionwiseFeedForward`).
+    ``activation`` (``"relu"`` or ``"gelu"``) and ``layer_norm_eps`` are what a
+    BERT layer needs (post-norm, GELU, eps ``1e-12``; :mod:`mha.pretrained`, Chapter 8).
     """
 
     def __init__(
@@ -113,12 +128,15 @@ class EncoderLayer(nn.Module):
         bias=True,
         device=None,
         dtype=None,
+        activation="relu",
     ):
         super().__init__()
         _check_dropout(dropout)
         kw = {"device": device, "dtype": dtype}
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias, **kw)
-        self.ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, bias, **kw)
+        self.ffn = PositionwiseFeedForward(
+            d_model, dim_feedforward, dropout, bias, activation=activation, **kw
+        )
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
@@ -129,14 +147,10 @@ class EncoderLayer(nn.Module):
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> EncoderLayer:
         """Build an equivalent layer from a ``torch.nn.TransformerEncoderLayer`` (same weights).
 
-        Only the ReLU activation is supported. The result is batch-first
+        ReLU and exact GELU are supported. The result is batch-first
         whatever ``layer.self_attn.batch_first`` is, and in the same train/eval mode.
         """
-        if getattr(layer, "activation_relu_or_gelu", 0) != 1:
-            raise ValueError(
-                "from_torch supports activation='relu' only, got activation="
-                f"{getattr(layer.activation, '__name__', layer.activation)!r}"
-            )
+        activation = _torch_activation_name(layer)
         if layer.norm1.eps != layer.norm2.eps:
             raise ValueError(
                 f"norm1.eps and norm2.eps must be equal, got {layer.norm1.eps}, {layer.norm2.eps}"
@@ -144,7 +158,8 @@ class EncoderLayer(nn.Module):
         w = layer.linear1.weight
         new = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, w.shape[0],
                   layer.dropout.p, layer.norm_first, layer.norm1.eps,
-                  layer.linear1.bias is not None, device=w.device, dtype=w.dtype)  # fmt: skip
+                  layer.linear1.bias is not None, device=w.device, dtype=w.dtype,
+                  activation=activation)  # fmt: skip
         state = {_rename(k, _TORCH_TO_MHA): v for k, v in layer.state_dict().items()}
         new.load_state_dict(state)
         return new.train(layer.training)
@@ -156,6 +171,7 @@ class EncoderLayer(nn.Module):
             self.d_model, self.num_heads, self.dim_feedforward, self.dropout1.p,
             batch_first=True, norm_first=self.norm_first, layer_norm_eps=self.norm1.eps,
             bias=self.ffn.linear1.bias is not None, device=w.device, dtype=w.dtype,
+            activation=self.ffn.activation,
         )  # fmt: skip
         back = {v: k for k, v in _TORCH_TO_MHA.items()}
         layer.load_state_dict({_rename(k, back): v for k, v in self.state_dict().items()})
@@ -201,6 +217,18 @@ class EncoderLayer(nn.Module):
 
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.dropout2(self.ffn(x))
+
+
+def _torch_activation_name(layer: nn.TransformerEncoderLayer) -> str:
+    """``"relu"`` or ``"gelu"`` for a PyTorch layer's activation; ValueError otherwise."""
+    act = layer.activation
+    kind = {1: "relu", 2: "gelu"}.get(getattr(layer, "activation_relu_or_gelu", 0))
+    if kind is None or getattr(act, "approximate", "none") != "none":
+        raise ValueError(
+            "from_torch supports activation='relu' or exact 'gelu' only, got activation="
+            f"{getattr(act, '__name__', act)!r}"
+        )
+    return kind
 
 
 def _rename(key: str, mapping: dict[str, str]) -> str:

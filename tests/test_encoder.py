@@ -96,9 +96,29 @@ def test_round_trip_to_torch():
     assert (back(x) - ours(x)).abs().max().item() < TOL
 
 
-def test_from_torch_rejects_gelu():
-    layer = nn.TransformerEncoderLayer(16, 4, 32, activation="gelu", batch_first=True)
-    with pytest.raises(ValueError, match="relu"):
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_gelu_layer_matches_torch(norm_first):
+    """GELU and a small LayerNorm eps (BERT's layer, Chapter 8), both ways across."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=norm_first, layer_norm_eps=1e-12, dtype=F64)  # fmt: skip
+    ours = mha.EncoderLayer.from_torch(layer)
+    assert ours.ffn.activation == "gelu" and ours.norm1.eps == ours.norm2.eps == 1e-12
+    x = torch.randn(2, 5, 16, dtype=F64)
+    assert (ours(x) - layer(x)).abs().max().item() < TOL
+    back = ours.to_torch()
+    assert back.activation_relu_or_gelu == 2
+    assert (back(x) - ours(x)).abs().max().item() < TOL
+    ours.ffn.activation = "relu"  # same weights, other nonlinearity: the test can fail
+    assert (ours(x) - layer(x)).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "activation", [nn.GELU(approximate="tanh"), torch.tanh], ids=["gelu-tanh", "tanh"]
+)
+def test_from_torch_rejects_other_activations(activation):
+    layer = nn.TransformerEncoderLayer(16, 4, 32, activation=activation, batch_first=True)
+    with pytest.raises(ValueError, match="relu' or exact 'gelu"):
         mha.EncoderLayer.from_torch(layer)
 
 
@@ -177,6 +197,7 @@ def test_positional_encoding_values():
         (lambda: PositionwiseFeedForward(8, 0), "dim_feedforward"),
         (lambda: mha.EncoderLayer(8, 3, 16), "divisible"),
         (lambda: mha.EncoderLayer(8, 2, 16, dropout=1.0), "dropout"),
+        (lambda: mha.EncoderLayer(8, 2, 16, activation="swish"), "activation"),
         (lambda: mha.Encoder(0, 8, 2, 16), "num_layers"),
     ],
 )
