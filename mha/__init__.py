@@ -9,6 +9,7 @@ The tree has four parts. ``import mha`` loads the first alone (torch and numpy, 
   * :mod:`mha.reference` (Chapter 5): the NumPy ``multi_head_attention_forward``;
   * :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, a ``torch.nn.Module``;
   * :mod:`mha.encoder` (Chapter 6): ``EncoderLayer``, ``Encoder``, positional encoding;
+  * :mod:`mha.flash` (Chapter 9): ``flash_attention`` (online softmax, block by block);
 * :mod:`mha.course`: what only the chapters use (the running example, the hand-built
   heads, figures);
 * :mod:`mha.grading`: the exercise checkers, the nbgrader course and the student edition;
@@ -19,6 +20,7 @@ The library never imports the other three parts.
 
 from mha import reference
 from mha.encoder import Encoder, EncoderLayer
+from mha.flash import flash_attention
 from mha.module import MultiHeadAttention, causal_mask
 
 __all__ = [
@@ -27,5 +29,6 @@ __all__ = [
     "reference",
     "EncoderLayer",
     "Encoder",
+    "flash_attention",
 ]
 __version__ = "0.1.0"
