@@ -1,0 +1,65 @@
+"""Checker of Chapter 4: ``my_merge_heads``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mha.grading.checks.core import Case, Exercise, evaluate
+from mha.grading.checks.isolation import TIME_LIMIT
+from mha.heads import merge_heads
+
+__all__ = ["check_merge_heads", "merge_cases", "EXERCISES"]
+
+
+_MERGE_BUGS = {
+    "no_transpose": (
+        "You reshaped (N, h, L, d_head) straight to (N, L, E) without transposing back. "
+        "The shape is right but tokens get mixed. Move the head axis next to d_head first: "
+        "transpose to (N, L, h, d_head), then reshape to (N, L, h * d_head)."
+    ),
+    "reversed": (
+        "Your heads are concatenated in reverse order. Head i must land in columns "
+        "i*d_head:(i+1)*d_head, the inverse of split_heads."
+    ),
+    "interleaved": (
+        "Your heads are interleaved column by column (transposed to (N, L, d_head, h) "
+        "before reshaping). Transpose to (N, L, h, d_head) so each head stays a "
+        "contiguous block of d_head columns."
+    ),
+}
+
+
+def _merge_case(label: str, shape: tuple, rng) -> Case:
+    x = rng.normal(size=shape)
+    n, h, length, d_head = shape
+    bugs = {
+        "no_transpose": x.reshape(n, length, h * d_head),
+        "reversed": merge_heads(x[:, ::-1]),
+        "interleaved": x.transpose(0, 2, 3, 1).reshape(n, length, h * d_head),
+    }
+    return Case(label, (x,), merge_heads(x), bugs)
+
+
+def merge_cases(rng: np.random.Generator) -> list[Case]:
+    """The cases of :func:`check_merge_heads`, drawn from ``rng``."""
+    return [
+        _merge_case("x (2, 2, 3, 4)", (2, 2, 3, 4), rng),
+        _merge_case("x (1, 3, 9, 2)", (1, 3, 9, 2), rng),
+        _merge_case("one head, x (2, 1, 4, 6)", (2, 1, 4, 6), rng),
+        _merge_case("d_head=1, x (1, 4, 3, 1)", (1, 4, 3, 1), rng),
+    ]
+
+
+def check_merge_heads(
+    my_merge_heads, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+) -> bool:
+    """Check ``my_merge_heads(x)``: ``(N, h, L, d_head) -> (N, L, E)`` (Chapter 4)."""
+    cases = merge_cases(np.random.default_rng(5))
+    return evaluate(my_merge_heads, "my_merge_heads", cases, _MERGE_BUGS,
+                    time_limit=time_limit, quiet=quiet)  # fmt: skip
+
+
+EXERCISES = {
+    "check_merge_heads": Exercise("my_merge_heads", merge_cases, _MERGE_BUGS,
+                                  ("mha.heads.merge_heads",)),
+}  # fmt: skip
