@@ -9,6 +9,8 @@ The tree has four parts. ``import mha`` loads the first alone (torch and numpy, 
   * :mod:`mha.reference` (Chapter 5): the NumPy ``multi_head_attention_forward``;
   * :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, a ``torch.nn.Module``;
   * :mod:`mha.encoder` (Chapter 6): ``EncoderLayer``, ``Encoder``, positional encoding;
+  * :mod:`mha.pretrained` (Chapter 8): all-MiniLM-L6-v2 in ``EncoderLayer`` s, loaded on
+    first use of ``mha.pretrained`` (it needs ``safetensors`` and ``tokenizers``);
   * :mod:`mha.flash` (Chapter 9): ``flash_attention`` (online softmax, block by block);
 * :mod:`mha.course`: what only the chapters use (the running example, the hand-built
   heads, figures);
@@ -32,3 +34,12 @@ __all__ = [
     "flash_attention",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Load :mod:`mha.pretrained` (Chapter 8) on first use, so ``import mha`` stays light."""
+    if name == "pretrained":
+        import importlib
+
+        return importlib.import_module("mha.pretrained")
+    raise AttributeError(f"module 'mha' has no attribute {name!r}")
