@@ -11,6 +11,8 @@ __all__ = [
     "check_positive_int",
     "check_heads",
     "check_qkv",
+    "check_dropout",
+    "check_flag",
     "check_mask_dtype",
     "check_broadcast",
     "check_mha_masks",
@@ -40,27 +42,66 @@ def check_heads(embed_dim: int, num_heads: int) -> int:
     return embed_dim // num_heads
 
 
-def check_qkv(query_shape, key_shape, value_shape, embed_dim: int) -> None:
-    """Check batch-first ``(N, L, E)`` / ``(N, S, E)`` / ``(N, S, E)`` inputs."""
-    names = ("query", "key", "value")
+def check_qkv(
+    query_shape: tuple[int, ...],
+    key_shape: tuple[int, ...],
+    value_shape: tuple[int, ...],
+    embed_dim: int,
+    kdim: int | None = None,
+    vdim: int | None = None,
+    batch_first: bool = True,
+) -> None:
+    """Check ``(N, L, E)`` / ``(N, S, kdim)`` / ``(N, S, vdim)`` inputs.
+
+    With ``batch_first=False`` the layout is ``(L, N, E)`` / ``(S, N, kdim)`` /
+    ``(S, N, vdim)``. ``kdim`` and ``vdim`` default to ``embed_dim``.
+    """
+    layout = "(batch, seq, dim)" if batch_first else "(seq, batch, dim), as batch_first=False"
+    dims = {"query": ("embed_dim", embed_dim)}
+    dims["key"] = ("embed_dim", embed_dim) if kdim in (None, embed_dim) else ("kdim", kdim)
+    dims["value"] = ("embed_dim", embed_dim) if vdim in (None, embed_dim) else ("vdim", vdim)
     shapes = (tuple(query_shape), tuple(key_shape), tuple(value_shape))
-    for name, shape in zip(names, shapes, strict=True):
+    for (name, (dim_name, dim)), shape in zip(dims.items(), shapes, strict=True):
         if len(shape) != 3:
             raise ValueError(
-                f"{name} must be batch-first (batch, seq, embed_dim) with 3 dims, got shape {shape}"
+                f"{name} must be {'batch-first' if batch_first else 'sequence-first'} "
+                f"{layout} with 3 dims, got shape {shape}; for one unbatched sequence, "
+                f"add the batch dimension with unsqueeze({0 if batch_first else 1})"
             )
-        if shape[-1] != embed_dim:
+        if shape[-1] != dim:
             raise ValueError(
-                f"{name} last dimension must equal embed_dim={embed_dim}, got shape {shape}"
+                f"{name} last dimension must equal {dim_name}={dim}, got shape {shape}"
             )
-    (nq, _, _), (nk, s_k, _), (nv, s_v, _) = shapes
-    if s_k != s_v:
+    b, s = (0, 1) if batch_first else (1, 0)
+    if shapes[1][s] != shapes[2][s]:
         raise ValueError(
             f"key and value must have the same sequence length, got key {shapes[1]} "
             f"and value {shapes[2]}"
         )
-    if not nq == nk == nv:
-        raise ValueError(f"query, key and value must share the batch size, got {nq}, {nk}, {nv}")
+    batches = [shape[b] for shape in shapes]
+    if len(set(batches)) != 1:
+        raise ValueError(
+            f"query, key and value must share the batch size, got {', '.join(map(str, batches))}"
+        )
+
+
+def check_dropout(p: float) -> None:
+    """Raise unless ``p`` is a probability in ``[0, 1]`` (a number, not a ``bool``).
+
+    A ``bool`` here is most often PyTorch's old positional slip: ``bias`` passed
+    where ``dropout`` goes (the order is ``embed_dim, num_heads, dropout, bias``).
+    """
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+        raise ValueError(
+            f"dropout must be a probability in [0, 1], got {p!r}; the positional order is "
+            "PyTorch's: (embed_dim, num_heads, dropout, bias, ...)"
+        )
+
+
+def check_flag(name: str, value: bool) -> None:
+    """Raise unless ``value`` is a ``bool`` (so that ``bias=0.5`` is not silently True)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def check_mask_dtype(name: str, is_bool: bool, is_float: bool, dtype) -> None:

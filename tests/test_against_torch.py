@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def _ids(case):
 
 def _setup(case, self_attention=False):
     (n, length, src, e, h), bias, kind = case
-    gen = torch.Generator().manual_seed(hash(_ids(case)) % 2**31)
+    gen = torch.Generator().manual_seed(zlib.crc32(_ids(case).encode()))
     if kind == "causal" or self_attention:
         src = length
     torch_mha = nn.MultiheadAttention(e, h, bias=bias, batch_first=True, dtype=torch.float64)
@@ -146,19 +147,6 @@ def test_reference_sdpa_matches_torch_sdpa(kind, lead):
     )
     np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=TOL)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=0, atol=TOL)
-
-
-def test_from_torch_to_torch_round_trip():
-    torch_mha = nn.MultiheadAttention(16, 4, dropout=0.1, batch_first=True, dtype=torch.float64)
-    ours = mha.MultiHeadAttention.from_torch(torch_mha.eval())
-    back = ours.to_torch()
-    assert back.batch_first and back.dropout == 0.1 and not back.training
-    for (name, a), (name_b, b) in zip(torch_mha.state_dict().items(), back.state_dict().items(),
-                                      strict=True):  # fmt: skip
-        assert name == name_b
-        assert torch.equal(a, b)
-    x = torch.randn(2, 5, 16, dtype=torch.float64)
-    torch.testing.assert_close(back(x, x, x)[0], torch_mha(x, x, x)[0], rtol=0, atol=0)
 
 
 def test_same_parameters_and_init_as_torch():

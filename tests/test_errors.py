@@ -116,7 +116,45 @@ def test_split_merge_bad_rank():
         reference.merge_heads(_x(2, 3, 8))
 
 
-def test_from_torch_rejects_unsupported_layers():
-    layer = torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4, batch_first=True)
-    with pytest.raises(ValueError, match=r"kdim == vdim == embed_dim.*got kdim=4, vdim=4"):
-        mha.MultiHeadAttention.from_torch(layer)
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        ({"dropout": True}, r"dropout must be a probability in \[0, 1\], got True; the positional order is PyTorch's"),
+        ({"dropout": 1.5}, r"dropout must be a probability in \[0, 1\], got 1.5"),
+        ({"bias": 0.5}, r"bias must be True or False, got 0.5"),
+        ({"add_bias_kv": 1}, r"add_bias_kv must be True or False, got 1"),
+        ({"add_zero_attn": None}, r"add_zero_attn must be True or False, got None"),
+        ({"batch_first": "yes"}, r"batch_first must be True or False, got 'yes'"),
+        ({"kdim": 0}, r"kdim must be a positive int, got 0"),
+        ({"vdim": 2.5}, r"vdim must be a positive int, got 2.5"),
+        ({"embed_dim": -8}, r"embed_dim must be a positive int, got -8"),
+    ],
+)  # fmt: skip
+def test_bad_constructor_arguments(kw, msg):
+    """The old positional order ``(embed_dim, num_heads, bias, dropout)`` fails loudly."""
+    args = {"embed_dim": E, "num_heads": H, **kw}
+    with pytest.raises(ValueError, match=msg):
+        mha.MultiHeadAttention(**args)
+    with pytest.raises(ValueError, match="dropout must be a probability"):
+        mha.MultiHeadAttention(E, H, True, 0.1)  # bias, dropout in the old order
+
+
+def test_kdim_vdim_and_sequence_first_shapes():
+    m = mha.MultiHeadAttention(E, H, kdim=4, vdim=6)
+    with pytest.raises(
+        ValueError, match=r"key last dimension must equal kdim=4, got shape \(2, 5, 8\)"
+    ):
+        m(torch.zeros(2, 3, E), torch.zeros(2, 5, E), torch.zeros(2, 5, 6))
+    with pytest.raises(
+        ValueError, match=r"value last dimension must equal vdim=6, got shape \(2, 5, 4\)"
+    ):
+        m(torch.zeros(2, 3, E), torch.zeros(2, 5, 4), torch.zeros(2, 5, 4))
+    seq_first = mha.MultiHeadAttention(E, H, batch_first=False)
+    with pytest.raises(ValueError, match=r"sequence-first \(seq, batch, dim\).* unsqueeze\(1\)"):
+        seq_first(torch.zeros(3, E), torch.zeros(3, E), torch.zeros(3, E))
+    with pytest.raises(
+        ValueError, match=r"same sequence length, got key \(5, 2, 8\) and value \(4, 2, 8\)"
+    ):
+        seq_first(torch.zeros(3, 2, E), torch.zeros(5, 2, E), torch.zeros(4, 2, E))
+    with pytest.raises(ValueError, match="share the batch size, got 2, 3, 3"):
+        seq_first(torch.zeros(3, 2, E), torch.zeros(5, 3, E), torch.zeros(5, 3, E))
