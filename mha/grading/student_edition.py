@@ -24,7 +24,7 @@ import nbformat
 
 __all__ = ["strip_solutions", "copy_sources", "build_book", "build_student_edition", "main"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (mha/grading/student_edition.py)
 SKIP = ("_build", ".venv", ".git", "course", "__pycache__", ".ruff_cache", ".pytest_cache",
         "*.egg-info", ".ipynb_checkpoints", "tests", "benchmarks")  # fmt: skip
 
