@@ -93,3 +93,17 @@ def test_attention_arcs():
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="expected weights"):
         plotting.attention_arcs(np.ones(3), example.TOKENS, KNEW)
+
+
+def test_second_sentence_embeddings():
+    """Chapter 5's cross-attention: the second sentence has Chapter 1's features, its own positions."""
+    y = example.second_embeddings(noise=0.0)
+    assert y.shape == (len(example.SECOND_TOKENS), len(example.FEATURES)) == (4, 8)
+    col = {name: j for j, name in enumerate(example.FEATURES)}
+    assert y[:, col["subject"]].tolist() == [1.0, 0.0, 0.0, 0.0]  # Il
+    assert y[:, col["verb"]].tolist() == [0.0, 1.0, 0.0, 0.0]  # connaissait
+    assert y[:, col["object"]].tolist() == [0.0, 0.0, 0.0, 1.0]  # secret
+    np.testing.assert_allclose(np.hypot(y[:, 6], y[:, 7]), 0.5)  # positions on a circle
+    assert not np.array_equal(example.second_embeddings(), y)  # noise by default
+    with pytest.raises(ValueError, match="noise"):
+        example.second_embeddings(noise=-1.0)

@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SENTENCE", "TOKENS", "FEATURES", "toy_embeddings", "toy_projections"]
+__all__ = [
+    "SENTENCE",
+    "TOKENS",
+    "FEATURES",
+    "SECOND_SENTENCE",
+    "SECOND_TOKENS",
+    "toy_embeddings",
+    "second_embeddings",
+    "toy_projections",
+]
 
 SENTENCE = "He didn't trust him because he knew the secret"
 TOKENS: list[str] = SENTENCE.split()  # 9 tokens; "He" (0) and "he" (5) are both "he"
+# A second sentence for cross-attention (Chapter 5): the French for "he knew the secret".
+SECOND_SENTENCE = "Il connaissait le secret"
+SECOND_TOKENS: list[str] = SECOND_SENTENCE.split()  # 4 tokens
 
 # Toy embeddings (Chapter 1): each of the d_model = 8 dimensions means something.
 FEATURES: tuple[str, ...] = (
@@ -31,6 +43,24 @@ _FEATURE_WORDS = {
     "link": ("because",),
     "object": ("him", "secret"),
 }
+_SECOND_FEATURE_WORDS = {
+    "person": ("Il",),
+    "subject": ("Il",),
+    "verb": ("connaissait",),
+    "emotion": ("secret",),
+    "link": (),
+    "object": ("secret",),
+}
+
+
+def _features(words: list[str], feature_words: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """Word features and the two positional features of ``words``: ``(len(words), 8)``."""
+    x = np.zeros((len(words), len(FEATURES)))  # (L, d_model)
+    for j, name in enumerate(FEATURES[:6]):
+        x[:, j] = [word in feature_words[name] for word in words]
+    angle = np.pi * np.arange(len(words)) / len(words)
+    x[:, 6], x[:, 7] = 0.5 * np.cos(angle), 0.5 * np.sin(angle)
+    return x
 
 
 def toy_embeddings(noise: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -44,11 +74,20 @@ def toy_embeddings(noise: float = 0.05, seed: int = 0) -> np.ndarray:
     """
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
-    x = np.zeros((len(TOKENS), len(FEATURES)))  # (L, d_model)
-    for j, name in enumerate(FEATURES[:6]):
-        x[:, j] = [word in _FEATURE_WORDS[name] for word in TOKENS]
-    angle = np.pi * np.arange(len(TOKENS)) / len(TOKENS)
-    x[:, 6], x[:, 7] = 0.5 * np.cos(angle), 0.5 * np.sin(angle)
+    x = _features(TOKENS, _FEATURE_WORDS)
+    return x + noise * np.random.default_rng(seed).standard_normal(x.shape)
+
+
+def second_embeddings(noise: float = 0.05, seed: int = 2) -> np.ndarray:
+    """Hand-made embeddings of :data:`SECOND_TOKENS`, shape ``(4, 8)``, Chapter 1's features.
+
+    Introduced in Chapter 5 (cross-attention): the keys and values come from
+    this sentence, the queries from the running one. Built like
+    :func:`toy_embeddings`, with positions ``0.5 cos(pi i / 4)``, ``0.5 sin(pi i / 4)``.
+    """
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    x = _features(SECOND_TOKENS, _SECOND_FEATURE_WORDS)
     return x + noise * np.random.default_rng(seed).standard_normal(x.shape)
 
 
