@@ -18,6 +18,7 @@ between two attention layers, and this module adds them in chapter order:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -38,7 +39,7 @@ __all__ = [
 _TORCH_TO_MHA = {"linear1.": "ffn.linear1.", "linear2.": "ffn.linear2."}
 
 
-def _check_dropout(p) -> None:
+def _check_dropout(p: float) -> None:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
 
@@ -47,13 +48,17 @@ def _check_dropout(p) -> None:
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
-def _check_activation(activation) -> None:
+def _check_activation(activation: str) -> None:
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
 
 
 def sinusoidal_positional_encoding(
-    seq_len: int, d_model: int, base: float = 10000.0, dtype=torch.float32, device=None
+    seq_len: int,
+    d_model: int,
+    base: float = 10000.0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """The fixed position signal of Vaswani et al., shape ``(seq_len, d_model)``.
 
@@ -82,8 +87,16 @@ class PositionwiseFeedForward(nn.Module):
     ``activation="gelu"`` (exact, erf-based) is BERT's choice (Chapter 8).
     """
 
-    def __init__(self, d_model, dim_feedforward, dropout=0.0, bias=True, device=None, dtype=None,
-                 activation="relu"):  # fmt: skip
+    def __init__(
+        self,
+        d_model: int,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         check_positive_int("d_model", d_model)
         check_positive_int("dim_feedforward", dim_feedforward)
@@ -119,17 +132,17 @@ class EncoderLayer(nn.Module):
 
     def __init__(
         self,
-        d_model,
-        num_heads,
-        dim_feedforward,
-        dropout=0.0,
-        norm_first=False,
-        layer_norm_eps=1e-5,
-        bias=True,
-        device=None,
-        dtype=None,
-        activation="relu",
-    ):
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        layer_norm_eps: float = 1e-5,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         _check_dropout(dropout)
         kw = {"device": device, "dtype": dtype}
@@ -185,7 +198,7 @@ class EncoderLayer(nn.Module):
         is_causal: bool = False,
         need_weights: bool = False,
         head_mask: Tensor | None = None,
-    ):
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Return ``out (N, L, d_model)``, or ``(out, weights (N, h, L, L))`` with ``need_weights``.
 
         Masks follow ``nn.TransformerEncoderLayer``: ``src_mask`` ``(L, L)`` or
@@ -206,7 +219,15 @@ class EncoderLayer(nn.Module):
             x = self.norm2(x + self._ff_block(x))
         return (x, weights) if need_weights else x
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, need_weights, head_mask):
+    def _sa_block(
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None,
+        key_padding_mask: Tensor | None,
+        is_causal: bool,
+        need_weights: bool,
+        head_mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor | None]:
         """Self-attention and dropout: ``(N, L, E) -> (N, L, E)``, weights ``(N, h, L, L)``."""
         with _gate_heads(self.self_attn, head_mask):
             out, weights = self.self_attn(
@@ -239,7 +260,7 @@ def _rename(key: str, mapping: dict[str, str]) -> str:
 
 
 @contextmanager
-def _gate_heads(attn: MultiHeadAttention, head_mask: Tensor | None):
+def _gate_heads(attn: MultiHeadAttention, head_mask: Tensor | None) -> Iterator[None]:
     """Context in which head ``i``'s block of the concatenation is scaled by ``head_mask[i]``.
 
     The gate acts on the input of ``out_proj``, ``(N, L, h * d_head)``, which
@@ -275,9 +296,21 @@ class Encoder(nn.Module):
     applies one last ``LayerNorm``, which pre-norm stacks need.
     """
 
-    def __init__(self, num_layers, d_model, num_heads, dim_feedforward, dropout=0.0,
-                 norm_first=False, vocab_size=None, positional=True, max_len=512,
-                 final_norm=None, device=None, dtype=None):  # fmt: skip
+    def __init__(
+        self,
+        num_layers: int,
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        vocab_size: int | None = None,
+        positional: bool = True,
+        max_len: int = 512,
+        final_norm: bool | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         check_positive_int("num_layers", num_layers)
         kw = {"device": device, "dtype": dtype}
@@ -304,7 +337,13 @@ class Encoder(nn.Module):
             x = x + self.pe[: x.shape[1]]
         return self.dropout(x)
 
-    def forward(self, src, src_key_padding_mask=None, need_weights=False, head_mask=None):
+    def forward(
+        self,
+        src: Tensor,
+        src_key_padding_mask: Tensor | None = None,
+        need_weights: bool = False,
+        head_mask: Tensor | None = None,
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Return ``out (N, L, d_model)``, or ``(out, [weights (N, h, L, L) per layer])``.
 
         ``head_mask`` ``(num_layers, num_heads)`` gates every head (1 keeps, 0 removes).
@@ -317,8 +356,8 @@ class Encoder(nn.Module):
         x, all_weights = self.embed(src), []
         for i, layer in enumerate(self.layers):
             gate = None if head_mask is None else head_mask[i]
-            x = layer(x, src_key_padding_mask=src_key_padding_mask, need_weights=need_weights,
-                      head_mask=gate)  # fmt: skip
+            pad = src_key_padding_mask
+            x = layer(x, src_key_padding_mask=pad, need_weights=need_weights, head_mask=gate)
             if need_weights:
                 x, w = x
                 all_weights.append(w)
