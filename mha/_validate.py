@@ -7,6 +7,8 @@ broadcasting errors from deep inside NumPy or PyTorch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "check_positive_int",
     "check_heads",
@@ -19,7 +21,7 @@ __all__ = [
 ]
 
 
-def check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value: object) -> None:
     """Raise unless ``value`` is a positive ``int`` (``bool`` is not accepted)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -43,9 +45,9 @@ def check_heads(embed_dim: int, num_heads: int) -> int:
 
 
 def check_qkv(
-    query_shape: tuple[int, ...],
-    key_shape: tuple[int, ...],
-    value_shape: tuple[int, ...],
+    query_shape: Sequence[int],
+    key_shape: Sequence[int],
+    value_shape: Sequence[int],
     embed_dim: int,
     kdim: int | None = None,
     vdim: int | None = None,
@@ -104,7 +106,7 @@ def check_flag(name: str, value: bool) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
-def check_mask_dtype(name: str, is_bool: bool, is_float: bool, dtype) -> None:
+def check_mask_dtype(name: str, is_bool: bool, is_float: bool, dtype: object) -> None:
     """Masks are boolean (True = blocked) or floating point (added to scores)."""
     if not (is_bool or is_float):
         raise ValueError(
@@ -113,7 +115,7 @@ def check_mask_dtype(name: str, is_bool: bool, is_float: bool, dtype) -> None:
         )
 
 
-def check_broadcast(name: str, shape, target, hint: str = "") -> None:
+def check_broadcast(name: str, shape: Sequence[int], target: Sequence[int], hint: str = "") -> None:
     """Raise unless ``shape`` broadcasts to ``target`` without growing it."""
     shape, target = tuple(shape), tuple(target)
     ok = len(shape) <= len(target) and all(
@@ -126,7 +128,14 @@ def check_broadcast(name: str, shape, target, hint: str = "") -> None:
         )
 
 
-def check_mha_masks(attn_shape, padding_shape, batch, num_heads, tgt_len, src_len):
+def check_mha_masks(
+    attn_shape: Sequence[int] | None,
+    padding_shape: Sequence[int] | None,
+    batch: int,
+    num_heads: int,
+    tgt_len: int,
+    src_len: int,
+) -> None:
     """Check ``nn.MultiheadAttention``-style mask shapes (``None`` = no mask).
 
     ``attn_mask`` is ``(L, S)`` or ``(N * num_heads, L, S)`` with the batch

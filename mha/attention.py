@@ -7,13 +7,14 @@ implementations the rest of the course builds on and checks against.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from mha._validate import check_broadcast, check_mask_dtype
 
 __all__ = ["softmax", "additive_mask", "scaled_dot_product_attention"]
 
 
-def softmax(x, axis: int = -1) -> np.ndarray:
+def softmax(x: npt.ArrayLike, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax along ``axis``.
 
     Introduced in Chapter 1. Three details matter:
@@ -36,7 +37,7 @@ def softmax(x, axis: int = -1) -> np.ndarray:
     return e / np.where(s == 0, 1, s)
 
 
-def additive_mask(mask, name: str = "attn_mask") -> np.ndarray:
+def additive_mask(mask: npt.ArrayLike, name: str = "attn_mask") -> np.ndarray:
     """Turn a boolean mask (True = blocked) into an additive float mask.
 
     Introduced in Chapter 5. A float mask is returned unchanged; ``0`` means
@@ -48,7 +49,9 @@ def additive_mask(mask, name: str = "attn_mask") -> np.ndarray:
     return np.where(mask, -np.inf, 0.0) if is_bool else mask
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None):
+def scaled_dot_product_attention(
+    q: npt.ArrayLike, k: npt.ArrayLike, v: npt.ArrayLike, attn_mask: npt.ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``softmax(q k^T / sqrt(d) + mask) v`` over any leading dimensions.
 
     Introduced in Chapter 1; masks in Chapter 5.

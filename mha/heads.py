@@ -7,13 +7,16 @@ every head still sees every token of the sequence.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from mha._validate import check_heads
 
 __all__ = ["project", "split_heads", "merge_heads"]
 
 
-def project(x, weight, bias=None) -> np.ndarray:
+def project(
+    x: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None
+) -> np.ndarray:
     """Linear map ``x @ weight.T + bias``, the PyTorch ``nn.Linear`` layout.
 
     Introduced in Chapter 2. ``x`` is ``(..., E_in)``, ``weight`` is
@@ -23,7 +26,7 @@ def project(x, weight, bias=None) -> np.ndarray:
     return y if bias is None else y + np.asarray(bias)
 
 
-def split_heads(x, num_heads: int) -> np.ndarray:
+def split_heads(x: npt.ArrayLike, num_heads: int) -> np.ndarray:
     """``(N, L, E) -> (N, h, L, E/h)``: reshape, then move heads before the sequence.
 
     Introduced in Chapter 3. Reshaping straight to ``(N, h, L, d_head)``
@@ -37,7 +40,7 @@ def split_heads(x, num_heads: int) -> np.ndarray:
     return x.reshape(n, length, num_heads, d_head).transpose(0, 2, 1, 3)
 
 
-def merge_heads(x) -> np.ndarray:
+def merge_heads(x: npt.ArrayLike) -> np.ndarray:
     """``(N, h, L, d_head) -> (N, L, h * d_head)``: the concatenation step.
 
     Introduced in Chapter 4; the exact inverse of :func:`split_heads`. Head

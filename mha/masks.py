@@ -18,7 +18,9 @@ from mha._validate import check_mask_dtype, check_mha_masks
 __all__ = ["causal_mask", "additive_mask_torch", "merge_masks", "dead_rows"]
 
 
-def causal_mask(tgt_len: int, src_len: int | None = None, device=None) -> Tensor:
+def causal_mask(
+    tgt_len: int, src_len: int | None = None, device: torch.device | str | None = None
+) -> Tensor:
     """Boolean ``(L, S)`` mask, True above the diagonal: query ``i`` may not see key ``j > i``.
 
     Introduced in Chapter 5. True means blocked (``nn.MultiheadAttention`` convention).

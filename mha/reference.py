@@ -11,6 +11,7 @@ conventions of ``torch.nn.functional.multi_head_attention_forward``.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from mha._validate import check_heads, check_mha_masks, check_qkv
 from mha.attention import additive_mask, scaled_dot_product_attention, softmax
@@ -26,7 +27,14 @@ __all__ = [
 ]
 
 
-def combine_masks(attn_mask, key_padding_mask, batch, num_heads, tgt_len, src_len):
+def combine_masks(
+    attn_mask: npt.ArrayLike | None,
+    key_padding_mask: npt.ArrayLike | None,
+    batch: int,
+    num_heads: int,
+    tgt_len: int,
+    src_len: int,
+) -> np.ndarray | None:
     """One additive mask ``(N, h, L, S)`` from the two PyTorch-style masks, or ``None``.
 
     Introduced in Chapter 5. ``attn_mask`` is ``(L, S)`` or
@@ -54,19 +62,19 @@ def combine_masks(attn_mask, key_padding_mask, batch, num_heads, tgt_len, src_le
 
 
 def multi_head_attention_forward(
-    query,
-    key,
-    value,
-    num_heads,
-    in_proj_weight,
-    in_proj_bias,
-    out_proj_weight,
-    out_proj_bias,
-    key_padding_mask=None,
-    attn_mask=None,
-    need_weights=True,
-    average_attn_weights=True,
-):
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    num_heads: int,
+    in_proj_weight: npt.ArrayLike,
+    in_proj_bias: npt.ArrayLike | None,
+    out_proj_weight: npt.ArrayLike,
+    out_proj_bias: npt.ArrayLike | None,
+    key_padding_mask: npt.ArrayLike | None = None,
+    attn_mask: npt.ArrayLike | None = None,
+    need_weights: bool = True,
+    average_attn_weights: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Multi-head attention, step by step, in NumPy.
 
     Introduced in Chapter 5. Shapes: ``query`` ``(N, L, E)``, ``key`` and
