@@ -6,10 +6,14 @@ implementations the rest of the course builds on and checks against.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import numpy.typing as npt
 
 from mha._validate import check_broadcast, check_mask_dtype
+
+if TYPE_CHECKING:  # annotations only: import mha loads no numpy.typing
+    import numpy.typing as npt
 
 __all__ = ["softmax", "additive_mask", "scaled_dot_product_attention"]
 

@@ -6,10 +6,14 @@ every head still sees every token of the sequence.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import numpy.typing as npt
 
 from mha._validate import check_heads
+
+if TYPE_CHECKING:  # annotations only: import mha loads no numpy.typing
+    import numpy.typing as npt
 
 __all__ = ["project", "split_heads", "merge_heads"]
 

@@ -10,12 +10,16 @@ conventions of ``torch.nn.functional.multi_head_attention_forward``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import numpy.typing as npt
 
 from mha._validate import check_heads, check_mha_masks, check_qkv
 from mha.attention import additive_mask, scaled_dot_product_attention, softmax
 from mha.heads import merge_heads, project, split_heads
+
+if TYPE_CHECKING:  # annotations only: import mha loads no numpy.typing
+    import numpy.typing as npt
 
 __all__ = [
     "softmax",
