@@ -77,9 +77,12 @@ def division_of_labour(prev: Tensor, mark: Tensor, threshold: float = 0.5) -> Te
     another head more than ``threshold`` on the previous token (Chapter 7).
 
     ``prev`` and ``mark`` are the ``(N, h)`` shares of :func:`example_shares`.
-    With ``threshold >= 0.5`` the two heads are necessarily different.
+    The two heads must differ, so one head can never make a sequence divided.
     """
-    return (mark > threshold).any(-1) & (prev > threshold).any(-1)
+    h = prev.shape[-1]
+    other = ~torch.eye(h, dtype=torch.bool)  # (h, h): pairs of different heads
+    pairs = (mark > threshold)[:, :, None] & (prev > threshold)[:, None, :] & other
+    return pairs.flatten(1).any(-1)
 
 
 def offset_shares(weights: Tensor, queries: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -113,8 +116,12 @@ def head_importance(model, data: TaskBatch, chunk: int = 50, normalise: bool = T
 
     Introduced in Chapter 7. Every head gets a gate ``xi = 1`` (its block of
     the concatenation is multiplied by it); the importance is the absolute
-    gradient of the loss on each chunk of ``chunk`` examples, averaged over
-    chunks. With ``normalise`` each layer's scores are divided by their L2
+    gradient of the mean loss on each chunk of ``chunk`` examples, averaged
+    over chunks. This is per 50-example chunk (by default), not per example
+    as in Michel et al., whose absolute value is taken for every example
+    before averaging: gradients of opposite sign within a chunk cancel here,
+    so these scores are lower bounds of theirs and rank heads only roughly
+    alike. With ``normalise`` each layer's scores are divided by their L2
     norm, as Michel et al. do before comparing heads across layers.
     """
     layers, heads = len(model.encoder.layers), model.encoder.num_heads

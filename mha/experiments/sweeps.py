@@ -1,21 +1,33 @@
-"""Chapter 7: the four sweeps, each a function that returns a JSON-ready dict.
+"""Chapter 7: the five sweeps, each a list of runs that give a JSON-ready dict.
 
 ``python -m mha.experiments <sweep>`` runs one and writes
 ``mha/results/<sweep>.json``; Chapter 7 loads those files and plots them;
-``tests/test_experiments.py`` re-runs one slice of each and compares.
+``tests/test_experiments.py`` re-runs one slice of each and compares it within
+the tolerance measured across CPU kernels (:mod:`mha.experiments.spread`).
 
 * ``specialisation``: 1, 2 and 4 heads at the same ``d_model``; accuracy and
   the share of each head's attention on each relation of the task;
-* ``head_count``: h = 1, 2, 4, 8, 16 at ``d_model = 32``, longer sequences;
+* ``head_count``: h = 1, 2, 4, 8, 16 at ``d_model = 32``, longer sequences,
+  with test accuracy every 50 steps;
+* ``learning_rate``: the head-count sweep at two more learning rates, a third
+  of and three times the shared one (10 seeds each, for the budget);
 * ``overfitting``: the same head counts on a small fixed training set;
+* ``fixed_d_head``: the overfitting setting with ``d_head = 8`` for every head
+  count, so ``d_model = 8 h`` (and the parameter count) grows with ``h``;
 * ``pruning``: 2 layers x 4 heads; Michel et al.'s importance, pruning curves
   and Voita et al.'s positional heads.
+
+Every point has the same seeds (20, or the first 10), and a seed fixes the initial weights and
+the training data whatever the head count: comparisons across head counts are
+paired.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,29 +38,56 @@ from mha.experiments import metrics
 from mha.experiments.tasks import task_rng
 from mha.experiments.train import Config, make_data, train
 
-__all__ = ["SWEEPS", "CONFIGS", "DEFAULTS", "run_sweep", "versions", "mean_std", "probe_indices"]
+__all__ = ["SWEEPS", "CONFIGS", "DEFAULTS", "SHARED_LR", "THRESHOLDS", "run_sweep",
+           "sweep_configs", "versions", "machine", "mean_std", "probe_indices"]  # fmt: skip
 
+SHARED_LR = 3e-3  # the learning rate of every sweep; learning_rate tries a third and 3x
 CONFIGS = {
     "specialisation": Config(seq_len=10, vocab_size=5),
-    "head_count": Config(seq_len=16, vocab_size=8),
+    "head_count": Config(seq_len=16, vocab_size=8, eval_every=50),
+    "learning_rate": Config(seq_len=16, vocab_size=8, eval_every=50),
     "overfitting": Config(seq_len=10, vocab_size=5, train_size=200, batch_size=32),
+    "fixed_d_head": Config(seq_len=10, vocab_size=5, train_size=200, batch_size=32),
     "pruning": Config(num_layers=2, num_heads=4, seq_len=10, vocab_size=5),
 }
-DEFAULTS = {  # (head counts, seeds) of the committed results
-    "specialisation": ((1, 2, 4), (0, 1, 2, 3, 4)),
-    "head_count": ((1, 2, 4, 8, 16), (0, 1, 2, 3, 4)),
-    "overfitting": ((1, 2, 4, 8, 16), (0, 1, 2, 3, 4)),
-    "pruning": ((4,), (0, 1, 2)),
+SEEDS = tuple(range(20))
+DEFAULTS = {  # (head counts, seeds, learning rates) of the committed results
+    "specialisation": ((1, 2, 4), SEEDS, (SHARED_LR,)),
+    "head_count": ((1, 2, 4, 8, 16), SEEDS, (SHARED_LR,)),
+    "learning_rate": ((1, 2, 4, 8, 16), SEEDS[:10], (1e-3, 1e-2)),
+    "overfitting": ((1, 2, 4, 8, 16), SEEDS, (SHARED_LR,)),
+    "fixed_d_head": ((1, 2, 4, 8), SEEDS, (SHARED_LR,)),
+    "pruning": ((4,), SEEDS, (SHARED_LR,)),
 }
+FIXED_D_HEAD = 8  # d_head of the fixed_d_head sweep: d_model = 8 h, d_ff = 2 d_model
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # "divided" thresholds of the sensitivity check
 RANDOM_ORDERS = 10  # random pruning orders per model, the baseline for Michel's order
 IMPORTANCE_EXAMPLES = 500  # fresh sequences on which head importance is measured
-PROBE_SEEDS = (0,)  # seeds whose attention maps on the probe sequences are stored
+PROBE_SEEDS = (0, 1, 2)  # seeds whose attention maps on the probe sequences are stored
 
 
 def versions() -> dict:
     """The package versions that produced a result (Chapter 7)."""
     return {"python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "tqdm": tqdm.__version__, "mha": mha.__version__}  # fmt: skip
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Where a result was computed: CPU, torch's SIMD level, threads, kernel settings."""
+    env = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS")}
+    return {"cpu": cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(), "env": env}  # fmt: skip
 
 
 def mean_std(values) -> dict:
@@ -93,14 +132,17 @@ def _division(model, cfg: Config) -> dict:
     by_value = [
         [t[value == v].mean(0).tolist() for v in range(cfg.vocab_size)] for t in (prev, mark)
     ]
-    return {"division_rate": metrics.division_of_labour(prev, mark).double().mean().item(),
+    rates = {str(t): metrics.division_of_labour(prev, mark, t).double().mean().item()
+             if cfg.num_heads > 1 else None for t in THRESHOLDS}  # fmt: skip
+    # with one head no sequence can be divided: the rate is undefined (None), not 0
+    return {"division_rate": rates["0.5"], "division_rate_at": rates,
             "prev_share_by_value": by_value[0], "marked_share_by_value": by_value[1]}  # fmt: skip
 
 
 def specialisation_run(cfg: Config, seed: int, progress: bool) -> dict:
     model, record = train(cfg, seed, progress)
     record |= {"roles": _head_roles(model, cfg), "division": _division(model, cfg)}
-    if seed in PROBE_SEEDS:  # the attention maps of Chapter 7's plots (bulky: one seed only)
+    if seed in PROBE_SEEDS:  # the attention maps of Chapter 7's plots (bulky: a few seeds only)
         record["probe_attention"] = _probe_maps(model, cfg)
     return record
 
@@ -130,41 +172,63 @@ def pruning_run(cfg: Config, seed: int, progress: bool) -> dict:
     }
 
 
-SWEEPS = {
+SWEEPS = {  # in the order `all` runs them: the most important first
     "specialisation": specialisation_run,
     "head_count": plain_run,
     "overfitting": plain_run,
+    "fixed_d_head": plain_run,
     "pruning": pruning_run,
+    "learning_rate": plain_run,
 }
 
 
-def run_sweep(name: str, heads=None, seeds=None, progress: bool = True) -> dict:
-    """Run sweep ``name`` over head counts and seeds; return the JSON-ready result.
+def sweep_configs(name: str, heads=None, lrs=None) -> list[Config]:
+    """The configuration of every point of sweep ``name`` (seeds aside), Chapter 7.
 
-    Introduced in Chapter 7. ``heads`` and ``seeds`` default to those of the
-    committed results (``DEFAULTS``); a test passes one of each to re-run a slice.
+    ``heads`` and ``lrs`` default to those of the committed results
+    (``DEFAULTS``); ``fixed_d_head`` sets ``d_model = 8 h`` and ``d_ff = 2 d_model``.
     """
     if name not in SWEEPS:
         raise ValueError(f"sweep must be one of {list(SWEEPS)}, got {name!r}")
-    default_heads, default_seeds = DEFAULTS[name]
-    heads, seeds = tuple(heads or default_heads), tuple(seeds or default_seeds)
-    runs = [SWEEPS[name](replace(CONFIGS[name], num_heads=h), s, progress)
-            for h in heads for s in seeds]  # fmt: skip
+    base = CONFIGS[name]
+    heads, lrs = tuple(heads or DEFAULTS[name][0]), tuple(lrs or DEFAULTS[name][2])
+    if name != "fixed_d_head":
+        return [replace(base, num_heads=h, lr=lr) for h in heads for lr in lrs]
+    return [replace(base, num_heads=h, lr=lr, d_model=FIXED_D_HEAD * h,
+                    dim_feedforward=2 * FIXED_D_HEAD * h) for h in heads for lr in lrs]  # fmt: skip
+
+
+def sweep_jobs(name: str, heads=None, seeds=None, lrs=None) -> list[tuple[str, Config, int]]:
+    """``(sweep, config, seed)`` of every run of a sweep, in the order of its results."""
+    seeds = tuple(seeds or DEFAULTS[name][1])
+    return [(name, cfg, s) for cfg in sweep_configs(name, heads, lrs) for s in seeds]
+
+
+def one_thread() -> None:
+    """Use one torch thread (each worker of ``python -m mha.experiments`` does)."""
+    torch.set_num_threads(1)
+
+
+def run_job(job: tuple[str, Config, int], progress: bool = False) -> dict:
+    """One run of :func:`sweep_jobs`: its JSON-ready record."""
+    name, cfg, seed = job
+    return SWEEPS[name](cfg, seed, progress)
+
+
+def sweep_result(name: str, heads=None, seeds=None, lrs=None, runs=None) -> dict:
+    """The JSON-ready result of a sweep from the records of its :func:`sweep_jobs`."""
+    heads, seeds = tuple(heads or DEFAULTS[name][0]), tuple(seeds or DEFAULTS[name][1])
     return {"sweep": name, "config": CONFIGS[name].to_dict(), "heads": list(heads),
-            "seeds": list(seeds), "versions": versions(), "torch_threads": torch.get_num_threads(),
-            "runs": runs, "summary": _summary(runs, heads)}  # fmt: skip
+            "seeds": list(seeds), "lrs": list(lrs or DEFAULTS[name][2]), "versions": versions(),
+            "machine": machine(), "runs": runs}  # fmt: skip
 
 
-def _summary(runs: list[dict], heads) -> dict:
-    """Mean and std over seeds of the final test (and train) accuracy, per head count."""
-    out = {}
-    for h in heads:
-        mine = [r for r in runs if r["num_heads"] == h]
-        test = [r["test_correct"] / r["test_total"] for r in mine]
-        final_loss = [r["curve"][-1]["test_loss"] for r in mine]
-        out[str(h)] = {"test_acc": mean_std(test), "test_loss": mean_std(final_loss)}
-        if "train_correct" in mine[0]:
-            train = [r["train_correct"] / r["train_total"] for r in mine]
-            out[str(h)]["train_acc"] = mean_std(train)
-            out[str(h)]["gap"] = mean_std(np.subtract(train, test))
-    return out
+def run_sweep(name: str, heads=None, seeds=None, progress: bool = True, lrs=None) -> dict:
+    """Run sweep ``name`` over head counts, learning rates and seeds in this process.
+
+    Introduced in Chapter 7. ``heads``, ``seeds`` and ``lrs`` default to those
+    of the committed results (``DEFAULTS``); a test passes one of each to
+    re-run a slice. ``python -m mha.experiments`` runs the jobs in parallel.
+    """
+    runs = [run_job(job, progress) for job in sweep_jobs(name, heads, seeds, lrs)]
+    return sweep_result(name, heads, seeds, lrs, runs)

@@ -1,9 +1,14 @@
 """Chapter 7: a tiny, deterministic CPU training loop for the experiments.
 
-Everything runs in float64 on one CPU thread with fixed seeds, so a run gives
-the same numbers every time on the same machine (and, in float64, to round-off
-on others). The progress bar has no timings in it, so notebook outputs stay
-identical from run to run.
+Everything runs in float64 with fixed seeds. The data, the initial weights and
+every integer count up to the first floating-point sum are the same on any
+machine; after that, the same machine, library versions, CPU kernel settings
+and thread count give the same numbers bit for bit, but another CPU kernel
+(another SIMD width, BLAS branch or thread count) sums in another order, and
+training amplifies that round-off: after 2000 steps losses differ in their
+fifth or sixth significant digit, and a run near a tipping point can end
+elsewhere. :mod:`mha.experiments.spread` measures how far. The progress bar
+has no timings in it, so notebook outputs stay identical from run to run.
 """
 
 from __future__ import annotations
@@ -121,9 +126,12 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, batch: TaskBatch) -> flo
 
 
 def _evaluate(model, cfg: Config, seed: int, test: TaskBatch, step: int, loss: float) -> dict:
-    point = {"step": step, "train_loss": loss, "test_acc": _fraction(accuracy(model, test))}
     with torch.no_grad():
-        point["test_loss"] = task_loss(model(test.tokens), test.targets).item()
+        logits = model(test.tokens)  # one forward for the test loss and accuracy
+    scored = test.targets != IGNORE
+    correct = int((logits.argmax(-1)[scored] == test.targets[scored]).sum())
+    point = {"step": step, "train_loss": loss, "test_acc": correct / int(scored.sum()),
+             "test_loss": task_loss(logits, test.targets).item()}  # fmt: skip
     if cfg.train_size is not None:
         train_set = make_data(cfg, cfg.train_size, seed, "train_set")
         point["train_acc"] = _fraction(accuracy(model, train_set))
@@ -156,7 +164,7 @@ def train(cfg: Config, seed: int, progress: bool = True, desc: str | None = None
 
 
 def _record(model, cfg: Config, seed: int, test: TaskBatch, curve: list[dict]) -> dict:
-    record = {"num_heads": cfg.num_heads, "seed": seed,
+    record = {"num_heads": cfg.num_heads, "d_model": cfg.d_model, "lr": cfg.lr, "seed": seed,
               "num_params": sum(p.numel() for p in model.parameters()), "curve": curve}  # fmt: skip
     record["test_correct"], record["test_total"] = accuracy(model, test)
     if cfg.train_size is not None:

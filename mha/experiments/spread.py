@@ -1,0 +1,102 @@
+"""Chapter 7: how far do the experiments move when the CPU kernels change?
+
+``python -m mha.experiments.spread`` re-runs one slice of every sweep (the
+slices that ``tests/test_experiments.py`` re-runs) in a fresh subprocess under
+each setting of :data:`KERNELS`: torch's SIMD level (``ATEN_CPU_CAPABILITY``),
+MKL's conditional numerical reproducibility branch (``MKL_CBWR``) and the
+thread count. Each setting sums in another order, and training amplifies the
+round-off. It writes ``mha/results/kernel_spread.json``: every setting's
+deviation from the native run, per slice, which sets the tolerance with which
+the tests compare a re-run slice against the committed results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["KERNELS", "SLICES", "deviation", "run_slice_here", "measure"]
+
+KERNELS = {  # name: environment; "native" lets torch and MKL pick the fastest path
+    "native": {},
+    "default, MKL compatible": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+    "avx2, MKL avx2, 2 threads": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2",
+                                  "OMP_NUM_THREADS": "2"},
+    "2 threads": {"OMP_NUM_THREADS": "2"},
+}  # fmt: skip
+SLICES = {  # sweep: (heads, seed) of the run that the tests re-run (first learning rate)
+    "specialisation": (1, 0), "head_count": (16, 0), "overfitting": (8, 0),
+    "fixed_d_head": (2, 0), "pruning": (4, 0), "learning_rate": (2, 0),
+}  # fmt: skip
+
+
+def run_slice_here(name: str, heads: int, seed: int) -> dict:
+    """One run of sweep ``name`` in this process, with ``OMP_NUM_THREADS`` threads (default 1)."""
+    import torch
+
+    from mha.experiments.sweeps import DEFAULTS, run_sweep
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    lrs = DEFAULTS[name][2][:1]
+    result = run_sweep(name, heads=[heads], seeds=[seed], progress=False, lrs=lrs)
+    return result["runs"][0] | {"machine": result["machine"]}
+
+
+def run_slice(name: str, heads: int, seed: int, env: dict) -> dict:
+    """:func:`run_slice_here` in a fresh interpreter, under ``env`` (one thread unless it says)."""
+    code = (f"import json; from mha.experiments.spread import run_slice_here; "
+            f"print(json.dumps(run_slice_here({name!r}, {heads}, {seed})))")  # fmt: skip
+    base = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR")}
+    done = subprocess.run([sys.executable, "-c", code], env=base | {"OMP_NUM_THREADS": "1"} | env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def deviation(got, want) -> dict:
+    """Per top-level key of a run record: the largest relative difference of its floats
+    and the number of its integers that differ (Chapter 7)."""
+
+    def walk(g, w, acc):
+        if isinstance(w, dict):
+            for key in w:
+                walk(g[key], w[key], acc)
+        elif isinstance(w, list):
+            for a, b in zip(g, w, strict=True):
+                walk(a, b, acc)
+        elif isinstance(w, float):
+            acc[0] = max(acc[0], abs(g - w) / max(abs(w), 1e-300))
+        elif isinstance(w, int):
+            acc[1] += g != w
+
+    out = {}
+    for key in want:
+        if key != "machine":
+            acc = [0.0, 0]
+            walk(got[key], want[key], acc)
+            out[key] = {"max_rel": acc[0], "int_mismatches": acc[1]}
+    return out
+
+
+def measure(kernels=None, slices=None) -> dict:
+    """Run every slice under every kernel setting; deviations from ``native`` (Chapter 7)."""
+    kernels, slices = kernels or list(KERNELS), slices or SLICES
+    result = {"kernels": {k: KERNELS[k] for k in kernels}, "slices": {}}
+    for name, (heads, seed) in slices.items():
+        runs = {k: run_slice(name, heads, seed, KERNELS[k]) for k in kernels}
+        result["slices"][name] = {
+            "heads": heads, "seed": seed, "machine": runs["native"]["machine"],
+            "deviation": {k: deviation(runs[k], runs["native"]) for k in kernels if k != "native"},
+            "test_correct": {k: r["test_correct"] for k, r in runs.items()},
+        }  # fmt: skip
+        print(name, json.dumps(result["slices"][name]["deviation"]), file=sys.stderr, flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    from mha.experiments.__main__ import RESULTS, dumps
+
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "kernel_spread.json"
+    path.write_text(dumps({"command": "python -m mha.experiments.spread", **measure()}))
