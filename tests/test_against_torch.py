@@ -59,8 +59,9 @@ def test_module_matches_torch(case, average):
     torch_mha, qkv, attn, pad, causal = _setup(case)
     ours = mha.MultiHeadAttention.from_torch(torch_mha)
     want, want_w = _torch_out(torch_mha, qkv, attn, pad, causal, average_attn_weights=average)
-    got, got_w = ours(*qkv, key_padding_mask=pad, attn_mask=attn, is_causal=causal,
-                      average_attn_weights=average)  # fmt: skip
+    got, got_w = ours(
+        *qkv, key_padding_mask=pad, attn_mask=attn, is_causal=causal, average_attn_weights=average
+    )
     torch.testing.assert_close(got, want, rtol=0, atol=TOL)
     torch.testing.assert_close(got_w, want_w, rtol=0, atol=TOL)
 
@@ -70,8 +71,9 @@ def test_fused_path_matches_torch(case):
     torch_mha, qkv, attn, pad, causal = _setup(case)
     ours = mha.MultiHeadAttention.from_torch(torch_mha)
     want, _ = _torch_out(torch_mha, qkv, attn, pad, causal, need_weights=False)
-    got, got_w = ours(*qkv, key_padding_mask=pad, attn_mask=attn, is_causal=causal,
-                      need_weights=False)  # fmt: skip
+    got, got_w = ours(
+        *qkv, key_padding_mask=pad, attn_mask=attn, is_causal=causal, need_weights=False
+    )
     assert got_w is None
     torch.testing.assert_close(got, want, rtol=0, atol=TOL)
 
@@ -80,15 +82,19 @@ def test_fused_path_matches_torch(case):
 def test_numpy_reference_matches_torch(case):
     torch_mha, qkv, attn, pad, causal = _setup(case)
     want, want_w = _torch_out(torch_mha, qkv, attn, pad, causal, average_attn_weights=False)
-    sd = {k: (None if v is None else v.detach().numpy()) for k, v in
-          torch_mha.state_dict().items()}  # fmt: skip
+    sd = {k: (None if v is None else v.detach().numpy()) for k, v in torch_mha.state_dict().items()}
     np_mask = None if attn is None else attn.numpy()
     got, got_w = reference.multi_head_attention_forward(
-        *(t.numpy() for t in qkv), torch_mha.num_heads,
-        sd["in_proj_weight"], sd.get("in_proj_bias"), sd["out_proj.weight"], sd.get("out_proj.bias"),
-        key_padding_mask=None if pad is None else pad.numpy(), attn_mask=np_mask,
+        *(t.numpy() for t in qkv),
+        torch_mha.num_heads,
+        sd["in_proj_weight"],
+        sd.get("in_proj_bias"),
+        sd["out_proj.weight"],
+        sd.get("out_proj.bias"),
+        key_padding_mask=None if pad is None else pad.numpy(),
+        attn_mask=np_mask,
         average_attn_weights=False,
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(got, want.detach().numpy(), rtol=0, atol=TOL)
     np.testing.assert_allclose(got_w, want_w.detach().numpy(), rtol=0, atol=TOL)
 
@@ -100,8 +106,9 @@ def test_self_attention_fused_projection(case):
     ours = mha.MultiHeadAttention.from_torch(torch_mha)
     for need in (True, False):
         want, _ = _torch_out(torch_mha, qkv, attn, pad, causal, need_weights=need)
-        got, _ = ours(*qkv, key_padding_mask=pad, attn_mask=attn, is_causal=causal,
-                      need_weights=need)  # fmt: skip
+        got, _ = ours(
+            *qkv, key_padding_mask=pad, attn_mask=attn, is_causal=causal, need_weights=need
+        )
         torch.testing.assert_close(got, want, rtol=0, atol=TOL)
 
 
@@ -114,8 +121,13 @@ def test_gradients_match_torch(case, need_weights):
     for module in (torch_mha, ours):
         inputs = [t.clone().requires_grad_() for t in qkv]
         module.zero_grad()
-        out, _ = module(*inputs, key_padding_mask=pad, attn_mask=attn, is_causal=causal,
-                        need_weights=need_weights)  # fmt: skip
+        out, _ = module(
+            *inputs,
+            key_padding_mask=pad,
+            attn_mask=attn,
+            is_causal=causal,
+            need_weights=need_weights,
+        )
         (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
         grads.append([t.grad for t in inputs] + [p.grad for p in module.parameters()])
     for want, got in zip(*grads, strict=True):

@@ -123,8 +123,15 @@ def test_module_and_reference_agree_with_causal_mask(shape):
     x = _inputs(shape, 0)[0]
     with torch.no_grad():
         out, _ = layer(*(torch.from_numpy(x),) * 3, attn_mask=mha.causal_mask(length))
-    params = [p.detach().numpy() for p in (layer.in_proj_weight, layer.in_proj_bias,
-                                           layer.out_proj.weight, layer.out_proj.bias)]  # fmt: skip
+    params = [
+        p.detach().numpy()
+        for p in (
+            layer.in_proj_weight,
+            layer.in_proj_bias,
+            layer.out_proj.weight,
+            layer.out_proj.bias,
+        )
+    ]
     ref, _ = reference.multi_head_attention_forward(
         x, x, x, h, *params, attn_mask=mha.causal_mask(length).numpy()
     )

@@ -134,8 +134,9 @@ def test_module_fully_masked_row_is_bias_and_torch_gives_nan(need_weights):
         ours.out_proj.bias.normal_()
     x = torch.randn(2, 4, 8, dtype=torch.float64, requires_grad=True)
     pad = torch.tensor([[False, False, False, False], [True, True, True, True]])
-    out, w = ours(x, x, x, key_padding_mask=pad, need_weights=need_weights,
-                  average_attn_weights=False)  # fmt: skip
+    out, w = ours(
+        x, x, x, key_padding_mask=pad, need_weights=need_weights, average_attn_weights=False
+    )
     torch.testing.assert_close(out[1], ours.out_proj.bias.expand(4, 8), rtol=0, atol=1e-12)
     if need_weights:
         assert torch.equal(w[1], torch.zeros_like(w[1]))
@@ -164,9 +165,11 @@ def test_float_key_padding_mask_is_added():
     w_in, b_in, w_out, b_out = _weights(e, h, bias=True)
     bool_pad = np.array([[False] * 5, [False, False, False, True, True]])
     float_pad = np.where(bool_pad, -np.inf, 0.0)
-    a = reference.multi_head_attention_forward(x, x, x, h, w_in, b_in, w_out, b_out,
-                                               key_padding_mask=bool_pad)  # fmt: skip
-    b = reference.multi_head_attention_forward(x, x, x, h, w_in, b_in, w_out, b_out,
-                                               key_padding_mask=float_pad)  # fmt: skip
+    a = reference.multi_head_attention_forward(
+        x, x, x, h, w_in, b_in, w_out, b_out, key_padding_mask=bool_pad
+    )
+    b = reference.multi_head_attention_forward(
+        x, x, x, h, w_in, b_in, w_out, b_out, key_padding_mask=float_pad
+    )
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1][1, :, 3:], 0.0)

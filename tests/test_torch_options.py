@@ -26,8 +26,11 @@ OPTIONS = list(itertools.product(KV_DIMS, [True, False], [False, True], [False, 
 
 def _opt_id(opt) -> str:
     dims, batch_first, bias_kv, zero_attn = opt
-    return "-".join([dims, "bf" if batch_first else "seqfirst"] + ["bias_kv"] * bias_kv
-                    + ["zero_attn"] * zero_attn)  # fmt: skip
+    return "-".join(
+        [dims, "bf" if batch_first else "seqfirst"]
+        + ["bias_kv"] * bias_kv
+        + ["zero_attn"] * zero_attn
+    )
 
 
 def _gen(*parts) -> torch.Generator:
@@ -38,8 +41,9 @@ def _gen(*parts) -> torch.Generator:
 def _torch_mha(opt, gen: torch.Generator, bias: bool = True) -> nn.MultiheadAttention:
     dims, batch_first, bias_kv, zero_attn = opt
     kdim, vdim = KV_DIMS[dims]
-    m = nn.MultiheadAttention(E, H, 0.0, bias, bias_kv, zero_attn, kdim, vdim, batch_first,
-                              dtype=torch.float64)  # fmt: skip
+    m = nn.MultiheadAttention(
+        E, H, 0.0, bias, bias_kv, zero_attn, kdim, vdim, batch_first, dtype=torch.float64
+    )
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5)
@@ -133,8 +137,17 @@ def test_same_parameters_keys_and_init_as_torch(opt, bias):
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
     for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
         assert torch.equal(a, b)
-    attrs = ["embed_dim", "num_heads", "head_dim", "kdim", "vdim", "_qkv_same_embed_dim",
-             "batch_first", "add_zero_attn", "dropout"]  # fmt: skip
+    attrs = [
+        "embed_dim",
+        "num_heads",
+        "head_dim",
+        "kdim",
+        "vdim",
+        "_qkv_same_embed_dim",
+        "batch_first",
+        "add_zero_attn",
+        "dropout",
+    ]
     assert {a: getattr(ours, a) for a in attrs} == {a: getattr(ref, a) for a in attrs}
 
 
