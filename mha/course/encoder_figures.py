@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+if TYPE_CHECKING:  # annotations only
+    from matplotlib.figure import Figure
 
 __all__ = ["encoder_diagram", "POST_NORM", "PRE_NORM"]
 
@@ -46,7 +50,7 @@ def _column(ax, x0: float, boxes, residuals) -> None:
         ax.add_patch(arrow)
 
 
-def encoder_diagram():
+def encoder_diagram() -> Figure:
     """One encoder layer, post-norm (Vaswani et al.) next to pre-norm (Xiong et al.).
 
     Introduced in Chapter 6. Red arcs are the residual connections. Returns the Figure.

@@ -10,14 +10,21 @@ Call :func:`mha.course.plotting.setup` first, as every chapter does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
 
 from mha._validate import check_heads
-from mha.heads import project, split_heads
 from mha.course.plotting import HEAD_COLOURS
+from mha.heads import project, split_heads
+
+if TYPE_CHECKING:  # annotations only
+    import numpy.typing as npt
+    from matplotlib.figure import Figure
 
 __all__ = ["projection_figure", "split_figure", "head_sources", "layout_figure"]
 
@@ -35,7 +42,9 @@ def _outline(ax, num_heads, size, length, along="columns", labels=True):
                     color=HEAD_COLOURS[i], fontweight="bold")  # fmt: skip
 
 
-def projection_figure(x, weight, num_heads, tokens):
+def projection_figure(
+    x: npt.ArrayLike, weight: npt.ArrayLike, num_heads: int, tokens: Sequence[str]
+) -> Figure:
     """``Q = x @ W_Q.T`` with head ``i``'s rows of ``W_Q`` and columns of ``Q`` framed.
 
     Introduced in Chapter 2. ``x`` is ``(L, d_model)``, ``weight`` is
@@ -71,7 +80,7 @@ def _coverage(seq_len, num_heads, by):
     return (chunk[:, None] == chunk[None, :]).astype(int)
 
 
-def split_figure(tokens, d_model, num_heads):
+def split_figure(tokens: Sequence[str], d_model: int, num_heads: int) -> Figure:
     """Left: heads split the embedding (the truth). Right: splitting the sequence (a myth).
 
     Introduced in Chapter 2. Top: which head owns each entry of ``Q (L, d_model)``.
@@ -102,7 +111,9 @@ def split_figure(tokens, d_model, num_heads):
     return fig
 
 
-def head_sources(seq_len, d_model, num_heads, transpose=True):
+def head_sources(
+    seq_len: int, d_model: int, num_heads: int, transpose: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Where each entry of head tensor ``(h, L, d_head)`` comes from: ``(token, dim)`` indices.
 
     Introduced in Chapter 3. With ``transpose=True`` the split is
@@ -119,7 +130,7 @@ def head_sources(seq_len, d_model, num_heads, transpose=True):
     return heads // d_model, heads % d_model
 
 
-def layout_figure(tokens, d_model, num_heads):
+def layout_figure(tokens: Sequence[str], d_model: int, num_heads: int) -> Figure:
     """Each head's ``(L, d_head)`` block, coloured by source token and labelled by dimension.
 
     Introduced in Chapter 3. Top row: :func:`mha.heads.split_heads`; bottom row:

@@ -9,11 +9,18 @@ background so that they stay readable in the book's dark theme too.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
+
+if TYPE_CHECKING:  # annotations only
+    import numpy.typing as npt
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["setup", "heatmap", "attention_arcs", "head_grid", "shape_flow"]
 
@@ -51,7 +58,15 @@ def _in_kernel() -> bool:
     return shell is not None and "IPKernelApp" in shell.config
 
 
-def heatmap(weights, row_labels, col_labels, ax=None, title=None, annotate=True, vmax=None):
+def heatmap(
+    weights: npt.ArrayLike,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    ax: Axes | None = None,
+    title: str | None = None,
+    annotate: bool = True,
+    vmax: float | None = None,
+) -> Axes:
     """Draw a ``(L, S)`` attention matrix: rows are queries, columns are keys.
 
     Introduced in Chapter 1. Returns the matplotlib ``Axes``.
@@ -73,7 +88,13 @@ def heatmap(weights, row_labels, col_labels, ax=None, title=None, annotate=True,
     return ax
 
 
-def head_grid(weights, tokens, titles=None, ncols=None, annotate=False):
+def head_grid(
+    weights: npt.ArrayLike,
+    tokens: Sequence[str],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    annotate: bool = False,
+) -> Figure:
     """One heatmap per head, never averaged: ``weights`` is ``(h, L, S)``.
 
     Introduced in Chapter 3. Returns the matplotlib ``Figure``.
@@ -117,7 +138,9 @@ def _deck(ax, x, width, height, colours):
                                edgecolor="black", linewidth=0.8))  # fmt: skip
 
 
-def shape_flow(num_heads: int = 3, d_model: int | None = None, seq_len: int | None = None):
+def shape_flow(
+    num_heads: int = 3, d_model: int | None = None, seq_len: int | None = None
+) -> Figure:
     """The five steps of multi-head attention as a flow of tensor shapes.
 
     Introduced in the introduction; recapped in Chapter 5. Boxes are tensors of
@@ -164,7 +187,13 @@ def shape_flow(num_heads: int = 3, d_model: int | None = None, seq_len: int | No
     return fig
 
 
-def attention_arcs(weights, tokens, query: int, ax=None, title=None):
+def attention_arcs(
+    weights: npt.ArrayLike,
+    tokens: Sequence[str],
+    query: int,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """One query's attention as arcs to every key; thicker arc = more weight.
 
     Introduced in Chapter 1. ``weights`` is the query's row of the attention

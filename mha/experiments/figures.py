@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from mha.course.plotting import heatmap
+
+if TYPE_CHECKING:  # annotations only
+    import numpy.typing as npt
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["RELATION_COLOURS", "task_figure", "curves_with_band", "probe_grid"]
 
@@ -20,7 +28,7 @@ def _arc(ax, start: int, end: int, colour: str, height: float, label: str) -> No
                 arrowprops={"arrowstyle": "-|>", "color": colour})  # fmt: skip
 
 
-def task_figure(labels, query: int, marked: int, vocab_size: int):
+def task_figure(labels: Sequence[str], query: int, marked: int, vocab_size: int) -> Figure:
     """One sequence of the task; arcs from ``query`` to the two tokens it needs (Chapter 7).
 
     ``labels`` are the token labels (``"3"``, ``"1*"`` for the marked token,
@@ -43,7 +51,9 @@ def task_figure(labels, query: int, marked: int, vocab_size: int):
     return fig
 
 
-def curves_with_band(ax, steps, values, label: str, style: str = "-") -> None:
+def curves_with_band(
+    ax: Axes, steps: npt.ArrayLike, values: npt.ArrayLike, label: str, style: str = "-"
+) -> None:
     """Mean over seeds with a band of +-1 std; ``values`` is ``(seeds, len(steps))`` (Chapter 7)."""
     values = np.asarray(values, dtype=float)
     mean, std = values.mean(0), values.std(0, ddof=1) if len(values) > 1 else 0 * values[0]
@@ -51,7 +61,9 @@ def curves_with_band(ax, steps, values, label: str, style: str = "-") -> None:
     ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
 
 
-def probe_grid(weights, labels, row_titles):
+def probe_grid(
+    weights: npt.ArrayLike, labels: Sequence[Sequence[str]], row_titles: Sequence[str]
+) -> Figure:
     """Heatmaps of every head (columns) on several sequences (rows), Chapter 7.
 
     ``weights`` is ``(P, h, L, L)``; ``labels[p]`` are the token labels of

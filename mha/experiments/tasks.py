@@ -14,6 +14,7 @@ previous token and no target (``IGNORE``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +37,7 @@ class TaskBatch(NamedTuple):
     targets: Tensor
     marked: Tensor
 
-    def subset(self, index) -> TaskBatch:
+    def subset(self, index: slice | Tensor) -> TaskBatch:
         """The examples ``index`` (a slice or an index tensor) of every field."""
         return TaskBatch(self.tokens[index], self.targets[index], self.marked[index])
 
@@ -73,6 +74,6 @@ def previous_plus_marked(
     return TaskBatch(*(torch.from_numpy(a).long() for a in (tokens, targets, marked)))
 
 
-def describe(tokens, vocab_size: int) -> list[str]:
+def describe(tokens: Tensor | Sequence[int], vocab_size: int) -> list[str]:
     """Readable labels for one sequence ``(L,)``: ``"3"``, or ``"3*"`` for the marked token."""
     return [f"{t % vocab_size}*" if t >= vocab_size else str(int(t)) for t in tokens]
