@@ -38,8 +38,15 @@ def _outline(ax, num_heads, size, length, along="columns", labels=True):
         w, h = (size, length) if along == "columns" else (length, size)
         ax.add_patch(Rectangle(xy, w, h, fill=False, edgecolor=HEAD_COLOURS[i], linewidth=3))
         if labels and along == "columns":
-            ax.text(i * size + (size - 1) / 2, -0.9, f"head {i}", ha="center", va="bottom",
-                    color=HEAD_COLOURS[i], fontweight="bold")  # fmt: skip
+            ax.text(
+                i * size + (size - 1) / 2,
+                -0.9,
+                f"head {i}",
+                ha="center",
+                va="bottom",
+                color=HEAD_COLOURS[i],
+                fontweight="bold",
+            )
 
 
 def projection_figure(
@@ -52,12 +59,18 @@ def projection_figure(
     """
     x, weight = np.asarray(x), np.asarray(weight)
     d_head = check_heads(weight.shape[0], num_heads)
-    panels = [(x, "input x  (L, d_model)"), (weight.T, "W_Q.T  (d_model, d_model)"),
-              (project(x, weight), "Q = x @ W_Q.T  (L, d_model)")]  # fmt: skip
+    panels = [
+        (x, "input x  (L, d_model)"),
+        (weight.T, "W_Q.T  (d_model, d_model)"),
+        (project(x, weight), "Q = x @ W_Q.T  (L, d_model)"),
+    ]
     vmax = max(float(np.abs(m).max()) for m, _ in panels)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), width_ratios=[1, weight.shape[0] / 9, 1])
-    xlabels = ["input dimension (d_model)", "query dimension (output of W_Q)",
-               "query dimension (head i: its d_head columns)"]  # fmt: skip
+    xlabels = [
+        "input dimension (d_model)",
+        "query dimension (output of W_Q)",
+        "query dimension (head i: its d_head columns)",
+    ]
     for ax, (m, title), xlabel in zip(axes, panels, xlabels, strict=True):
         image = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
         ax.set_title(title, pad=26)
@@ -92,8 +105,10 @@ def split_figure(tokens: Sequence[str], d_model: int, num_heads: int) -> Figure:
     owner_s = np.tile(owner_s, (1, d_model))
     cmap = ListedColormap(HEAD_COLOURS[:num_heads])
     fig, axes = plt.subplots(2, 2, figsize=(10, 9.5))
-    titles = ("heads split the EMBEDDING\n(what multi-head attention does)",
-              "heads split the SEQUENCE\n(a misreading: not what it does)")  # fmt: skip
+    titles = (
+        "heads split the EMBEDDING\n(what multi-head attention does)",
+        "heads split the SEQUENCE\n(a misreading: not what it does)",
+    )
     for col, (owner, by) in enumerate([(owner_e, "embedding"), (owner_s, "sequence")]):
         top, bottom = axes[0, col], axes[1, col]
         top.imshow(owner, cmap=cmap, vmin=-0.5, vmax=num_heads - 0.5, alpha=0.85)
@@ -105,8 +120,7 @@ def split_figure(tokens: Sequence[str], d_model: int, num_heads: int) -> Figure:
             bottom.text(j, i, str(c), ha="center", va="center", fontsize=8)
         bottom.set_xticks(range(seq_len), tokens, rotation=45, ha="right")
         bottom.set_yticks(range(seq_len), tokens)
-        bottom.set(title="heads that score each (query, key) pair",
-                   xlabel="key", ylabel="query")  # fmt: skip
+        bottom.set(title="heads that score each (query, key) pair", xlabel="key", ylabel="query")
     fig.tight_layout()
     return fig
 

@@ -30,15 +30,17 @@ CMAP = "Blues"
 def setup() -> None:
     """Configure matplotlib for reproducible SVG output in notebooks (every chapter)."""
     os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
-    mpl.rcParams.update({
-        "svg.hashsalt": "mha-course",
-        "svg.fonttype": "path",
-        "figure.facecolor": "white",
-        "savefig.facecolor": "white",
-        "axes.facecolor": "white",
-        "figure.dpi": 80,
-        "font.size": 10,
-    })  # fmt: skip
+    mpl.rcParams.update(
+        {
+            "svg.hashsalt": "mha-course",
+            "svg.fonttype": "path",
+            "figure.facecolor": "white",
+            "savefig.facecolor": "white",
+            "axes.facecolor": "white",
+            "figure.dpi": 80,
+            "font.size": 10,
+        }
+    )
     if not _in_kernel():  # plain Python: nothing more to configure
         return
     from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -126,16 +128,32 @@ def _boxes(ax, x, width, height, colours, copies=1, alpha=1.0):
     block = width / len(colours)
     for s in range(copies - 1, -1, -1):  # back to front
         for i, colour in enumerate(colours):
-            ax.add_patch(Rectangle((x + s * _STEP + i * block, s * _STEP), block, height,
-                                   facecolor=colour, edgecolor="black", linewidth=0.8,
-                                   alpha=alpha if s == 0 else 0.45))  # fmt: skip
+            ax.add_patch(
+                Rectangle(
+                    (x + s * _STEP + i * block, s * _STEP),
+                    block,
+                    height,
+                    facecolor=colour,
+                    edgecolor="black",
+                    linewidth=0.8,
+                    alpha=alpha if s == 0 else 0.45,
+                )
+            )
 
 
 def _deck(ax, x, width, height, colours):
     """``h`` separate head tensors, drawn as a deck of cards: the new ``h`` axis."""
     for i in range(len(colours) - 1, -1, -1):  # head 0 in front
-        ax.add_patch(Rectangle((x + i * _STEP, i * _STEP), width, height, facecolor=colours[i],
-                               edgecolor="black", linewidth=0.8))  # fmt: skip
+        ax.add_patch(
+            Rectangle(
+                (x + i * _STEP, i * _STEP),
+                width,
+                height,
+                facecolor=colours[i],
+                edgecolor="black",
+                linewidth=0.8,
+            )
+        )
 
 
 def shape_flow(
@@ -165,21 +183,42 @@ def shape_flow(
     _deck(ax, xs[3], w / num_heads, hgt, heads)
     _boxes(ax, xs[4], w, hgt, heads)
     _boxes(ax, xs[5], w, hgt, ["#7A6A9A"])
-    labels = [f"input x\n(N, {length}, {e})", f"Q, K, V\n3 × (N, {length}, {e})",
-              f"Q, K, V per head\n3 × (N, {h}, {length}, {d})",
-              f"head outputs\n(N, {h}, {length}, {d})", f"concatenated\n(N, {length}, {e})",
-              f"output\n(N, {length}, {e})"]  # fmt: skip
-    steps = ["1 projections", "2 split\ninto heads", "3 attention\nper head,\nin parallel",
-             "4 concatenation", "5 output\nprojection"]  # fmt: skip
+    labels = [
+        f"input x\n(N, {length}, {e})",
+        f"Q, K, V\n3 × (N, {length}, {e})",
+        f"Q, K, V per head\n3 × (N, {h}, {length}, {d})",
+        f"head outputs\n(N, {h}, {length}, {d})",
+        f"concatenated\n(N, {length}, {e})",
+        f"output\n(N, {length}, {e})",
+    ]
+    steps = [
+        "1 projections",
+        "2 split\ninto heads",
+        "3 attention\nper head,\nin parallel",
+        "4 concatenation",
+        "5 output\nprojection",
+    ]
     right = [w, w + 2 * _STEP, *[w / num_heads + (num_heads - 1) * _STEP] * 2, w, w]
     for i, label in enumerate(labels):
         ax.text(xs[i] + right[i] / 2, -0.2, label, ha="center", va="top", fontsize=10)
     for i, step in enumerate(steps):
         start, end = xs[i] + right[i] + 0.15, xs[i + 1] - 0.15
-        ax.annotate("", (end, hgt / 2), (start, hgt / 2),
-                    arrowprops={"arrowstyle": "-|>", "lw": 1.5, "color": "black"})  # fmt: skip
-        ax.text((start + end) / 2, hgt / 2 + 0.1, step, ha="center", va="bottom", fontsize=10,
-                fontweight="bold", color="#333333")  # fmt: skip
+        ax.annotate(
+            "",
+            (end, hgt / 2),
+            (start, hgt / 2),
+            arrowprops={"arrowstyle": "-|>", "lw": 1.5, "color": "black"},
+        )
+        ax.text(
+            (start + end) / 2,
+            hgt / 2 + 0.1,
+            step,
+            ha="center",
+            va="bottom",
+            fontsize=10,
+            fontweight="bold",
+            color="#333333",
+        )
     ax.text(xs[0] + w / 2, hgt + 0.08, e, ha="center", va="bottom", fontsize=9)
     ax.text(xs[0] - 0.08, hgt / 2, length, ha="right", va="center", fontsize=9)
     ax.set(xlim=(-0.6, xs[5] + w + 0.6), ylim=(-1.0, hgt + 0.9), aspect="equal")
@@ -214,8 +253,14 @@ def attention_arcs(
             continue
         mid, half = (query + j) / 2, abs(j - query) / 2
         alpha = 0.25 + 0.75 * w / weights.max()
-        ax.plot(mid + half * np.cos(t), 0.25 + 0.35 * half * np.sin(t), color="#4C72B0",
-                lw=0.4 + 9 * w, alpha=alpha, solid_capstyle="round")  # fmt: skip
+        ax.plot(
+            mid + half * np.cos(t),
+            0.25 + 0.35 * half * np.sin(t),
+            color="#4C72B0",
+            lw=0.4 + 9 * w,
+            alpha=alpha,
+            solid_capstyle="round",
+        )
     for j, (token, w) in enumerate(zip(tokens, weights, strict=True)):
         bold = "bold" if j == query else "normal"
         ax.text(j, 0.1, token, ha="center", va="top", fontsize=11, fontweight=bold)

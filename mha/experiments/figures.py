@@ -24,8 +24,12 @@ def _arc(ax, start: int, end: int, colour: str, height: float, label: str) -> No
     t = np.linspace(0, np.pi, 60)
     mid, half = (start + end) / 2, abs(end - start) / 2
     ax.plot(mid + half * np.cos(t), 0.55 + height * np.sin(t), color=colour, lw=2.5, label=label)
-    ax.annotate("", xy=(end, 0.55), xytext=(end + 0.001 * np.sign(start - end), 0.62),
-                arrowprops={"arrowstyle": "-|>", "color": colour})  # fmt: skip
+    ax.annotate(
+        "",
+        xy=(end, 0.55),
+        xytext=(end + 0.001 * np.sign(start - end), 0.62),
+        arrowprops={"arrowstyle": "-|>", "color": colour},
+    )
 
 
 def task_figure(labels: Sequence[str], query: int, marked: int, vocab_size: int) -> Figure:
@@ -41,8 +45,14 @@ def task_figure(labels: Sequence[str], query: int, marked: int, vocab_size: int)
         ax.text(j, 0.3, label, ha="center", va="center", fontsize=13, bbox=style | {"pad": 0.4})
         ax.text(j, -0.25, str(j), ha="center", va="center", fontsize=8, color="grey")
     _arc(ax, query, query - 1, RELATION_COLOURS["previous"], 0.5, "previous token (position)")
-    _arc(ax, query, marked, RELATION_COLOURS["marked"], 0.9 + 0.08 * abs(marked - query),
-         "marked token (content)")  # fmt: skip
+    _arc(
+        ax,
+        query,
+        marked,
+        RELATION_COLOURS["marked"],
+        0.9 + 0.08 * abs(marked - query),
+        "marked token (content)",
+    )
     target = f"target = ({prev} + {mark}) mod {vocab_size} = {(prev + mark) % vocab_size}"
     ax.text(query, -0.7, target, ha="center", fontsize=11, fontweight="bold")
     ax.set(xlim=(-0.7, len(labels) - 0.3), ylim=(-0.95, 2.2))
@@ -74,8 +84,15 @@ def probe_grid(
     size = 0.3 * length + 1.0
     fig, axes = plt.subplots(n_probes, h, figsize=(size * h, size * n_probes), squeeze=False)
     for (p, i), ax in np.ndenumerate(axes):
-        heatmap(weights[p, i], labels[p], labels[p], ax=ax, annotate=False, vmax=1.0,
-                title=f"{row_titles[p]}: head {i}")  # fmt: skip
+        heatmap(
+            weights[p, i],
+            labels[p],
+            labels[p],
+            ax=ax,
+            annotate=False,
+            vmax=1.0,
+            title=f"{row_titles[p]}: head {i}",
+        )
         ax.set_xlabel("key" if p == n_probes - 1 else "")
         ax.set_ylabel("query" if i == 0 else "")
     fig.tight_layout()
