@@ -37,7 +37,6 @@ from mha.grading.coursework_convert import (
 )
 from mha.grading.coursework_course import (
     CONFIG,
-    Limits,
     build_course,
     nbgrader,
     release,
@@ -52,6 +51,7 @@ from mha.grading.coursework_guide import (
     guide_markdown,
     write_guide,
 )
+from mha.grading.coursework_run import Limits
 
 __all__ = [
     "SOLUTION",

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -29,8 +26,6 @@ __all__ = [
     "release",
     "submit",
     "write_config",
-    "Limits",
-    "run_limited",
 ]
 
 CONFIG = '''\
@@ -139,65 +134,3 @@ def submit(course_dir: Path, assignment: str, student: str, notebook: Path) -> P
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, dest)
     return dest
-
-
-@dataclass
-class Limits:
-    """Limits of one submission's ``nbgrader autograde`` process and its kernel."""
-
-    wall_s: float = 600.0  # the whole notebook
-    cell_s: int = 300  # one cell (nbgrader's Execute.timeout)
-    memory_bytes: int = 4 * 2**30  # address space of nbgrader and, separately, of its kernel
-    extra: list[str] = field(default_factory=list)  # more nbgrader options
-
-
-def _limit(memory_bytes: int, cpu_s: int) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child, before nbgrader starts
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
-
-    return apply
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux ``/proc``; kernels run in their own session)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return sorted(set(found))
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    for pid in [*_descendants(proc.pid), proc.pid]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def run_limited(args: list[str], cwd: Path, limits: Limits) -> tuple[int | None, str]:
-    """Run ``nbgrader <args>`` under ``limits``: ``(returncode or None on timeout, log)``."""
-    bin_dir = Path(sys.executable).parent
-    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cpu = int(limits.wall_s) + 1
-    proc = subprocess.Popen(
-        [str(bin_dir / "nbgrader"), *args], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=_limit(limits.memory_bytes, cpu),
-    )  # fmt: skip
-    try:
-        out, _ = proc.communicate(timeout=limits.wall_s)
-        return proc.returncode, out
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
-        out, _ = proc.communicate()
-        return None, out

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import nbformat
 
-from mha.grading.coursework_course import Limits, run_limited
 from mha.grading.coursework_report import (
     Outcome,
     annotate_feedback,
@@ -38,6 +37,7 @@ from mha.grading.coursework_report import (
     write_not_graded_page,
     write_report,
 )
+from mha.grading.coursework_run import Limits, run_limited
 from mha.grading.coursework_validate import validate_submission
 
 __all__ = ["grade", "grade_submission", "load_regrade", "apply_sandbox"]

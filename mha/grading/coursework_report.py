@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mha.grading.coursework_course import run_limited
+from mha.grading.coursework_run import run_limited
 
 __all__ = ["Outcome", "export_csv", "write_report", "write_not_graded_page", "annotate_feedback"]
 

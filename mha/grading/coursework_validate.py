@@ -98,7 +98,7 @@ def _restore(cell, src, gid: str, changes: list[str]) -> None:
     if cell.cell_type != src.cell_type:
         changes.append(f"{gid}: cell type {cell.cell_type} -> {src.cell_type}")
         _set_type(cell, src.cell_type)
-    want = copy.deepcopy(_meta(src))
+    want = copy.deepcopy(_meta(src)) | {"cell_type": src.cell_type}  # nbgrader adds cell_type
     have = {k: v for k, v in _meta(cell).items() if k != "checksum"}
     for key in sorted(set(want) | set(have)):
         if want.get(key) != have.get(key):
