@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
 from mha.experiments.tasks import IGNORE, TaskBatch
-from mha.experiments.train import accuracy, task_loss
+from mha.experiments.train import TaskModel, accuracy, task_loss
 
 __all__ = [
     "attention_weights",
@@ -34,7 +36,7 @@ __all__ = [
 
 
 @torch.no_grad()
-def attention_weights(model, data: TaskBatch) -> list[Tensor]:
+def attention_weights(model: TaskModel, data: TaskBatch) -> list[Tensor]:
     """Every layer's per-head weights on ``data``: a list of ``(N, h, L, L)`` (Chapter 7)."""
     return model(data.tokens, need_weights=True)[1]
 
@@ -103,7 +105,9 @@ def offset_shares(weights: Tensor, queries: Tensor | None = None) -> tuple[Tenso
     return values[best], counts.max(-1).values.double() / picked.shape[0]
 
 
-def positional_heads(weights: Tensor, queries: Tensor | None = None, threshold: float = 0.9):
+def positional_heads(
+    weights: Tensor, queries: Tensor | None = None, threshold: float = 0.9
+) -> Tensor:
     """Boolean ``(h,)``: heads whose maximum weight sits on one offset at least ``threshold``.
 
     Introduced in Chapter 7 (Voita et al. 2019 use 90%).
@@ -111,7 +115,9 @@ def positional_heads(weights: Tensor, queries: Tensor | None = None, threshold: 
     return offset_shares(weights, queries)[1] >= threshold
 
 
-def head_importance(model, data: TaskBatch, chunk: int = 50, normalise: bool = True) -> Tensor:
+def head_importance(
+    model: TaskModel, data: TaskBatch, chunk: int = 50, normalise: bool = True
+) -> Tensor:
     """Michel et al.'s importance ``(num_layers, num_heads)``: mean ``|dL / d gate|``.
 
     Introduced in Chapter 7. Every head gets a gate ``xi = 1`` (its block of
@@ -136,7 +142,7 @@ def head_importance(model, data: TaskBatch, chunk: int = 50, normalise: bool = T
     return importance / importance.norm(dim=-1, keepdim=True) if normalise else importance
 
 
-def pruning_curve(model, data: TaskBatch, order) -> list[tuple[int, int]]:
+def pruning_curve(model: TaskModel, data: TaskBatch, order: Sequence[int]) -> list[tuple[int, int]]:
     """Exact ``(correct, total)`` after removing the first ``k`` heads of ``order``, k = 0..H.
 
     Introduced in Chapter 7. ``order`` lists flat head indices

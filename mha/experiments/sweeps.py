@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def machine() -> dict:
             "torch_threads": torch.get_num_threads(), "env": env}  # fmt: skip
 
 
-def mean_std(values) -> dict:
+def mean_std(values: Sequence[float]) -> dict:
     """``{"mean", "std", "n"}`` with the sample standard deviation, ddof = 1 (Chapter 7)."""
     values = np.asarray(values, dtype=float)
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -182,7 +183,9 @@ SWEEPS = {  # in the order `all` runs them: the most important first
 }
 
 
-def sweep_configs(name: str, heads=None, lrs=None) -> list[Config]:
+def sweep_configs(
+    name: str, heads: Sequence[int] | None = None, lrs: Sequence[float] | None = None
+) -> list[Config]:
     """The configuration of every point of sweep ``name`` (seeds aside), Chapter 7.
 
     ``heads`` and ``lrs`` default to those of the committed results
@@ -198,7 +201,12 @@ def sweep_configs(name: str, heads=None, lrs=None) -> list[Config]:
                     dim_feedforward=2 * FIXED_D_HEAD * h) for h in heads for lr in lrs]  # fmt: skip
 
 
-def sweep_jobs(name: str, heads=None, seeds=None, lrs=None) -> list[tuple[str, Config, int]]:
+def sweep_jobs(
+    name: str,
+    heads: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    lrs: Sequence[float] | None = None,
+) -> list[tuple[str, Config, int]]:
     """``(sweep, config, seed)`` of every run of a sweep, in the order of its results."""
     seeds = tuple(seeds or DEFAULTS[name][1])
     return [(name, cfg, s) for cfg in sweep_configs(name, heads, lrs) for s in seeds]
@@ -215,7 +223,13 @@ def run_job(job: tuple[str, Config, int], progress: bool = False) -> dict:
     return SWEEPS[name](cfg, seed, progress)
 
 
-def sweep_result(name: str, heads=None, seeds=None, lrs=None, runs=None) -> dict:
+def sweep_result(
+    name: str,
+    heads: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    lrs: Sequence[float] | None = None,
+    runs: Sequence[dict] | None = None,
+) -> dict:
     """The JSON-ready result of a sweep from the records of its :func:`sweep_jobs`."""
     heads, seeds = tuple(heads or DEFAULTS[name][0]), tuple(seeds or DEFAULTS[name][1])
     return {"sweep": name, "config": CONFIGS[name].to_dict(), "heads": list(heads),
@@ -223,7 +237,13 @@ def sweep_result(name: str, heads=None, seeds=None, lrs=None, runs=None) -> dict
             "machine": machine(), "runs": runs}  # fmt: skip
 
 
-def run_sweep(name: str, heads=None, seeds=None, progress: bool = True, lrs=None) -> dict:
+def run_sweep(
+    name: str,
+    heads: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    progress: bool = True,
+    lrs: Sequence[float] | None = None,
+) -> dict:
     """Run sweep ``name`` over head counts, learning rates and seeds in this process.
 
     Introduced in Chapter 7. ``heads``, ``seeds`` and ``lrs`` default to those

@@ -61,7 +61,7 @@ class TaskModel(nn.Module):
     Introduced in Chapter 7. ``tokens`` ``(N, L)`` -> logits ``(N, L, vocab_size)``.
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.encoder = Encoder(
             cfg.num_layers, cfg.d_model, cfg.num_heads, cfg.dim_feedforward,
@@ -69,7 +69,9 @@ class TaskModel(nn.Module):
         )  # fmt: skip
         self.readout = nn.Linear(cfg.d_model, cfg.vocab_size, dtype=DTYPE)
 
-    def forward(self, tokens: Tensor, need_weights: bool = False, head_mask: Tensor | None = None):
+    def forward(
+        self, tokens: Tensor, need_weights: bool = False, head_mask: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Logits ``(N, L, V)``; with ``need_weights`` also per-layer weights ``(N, h, L, L)``."""
         out = self.encoder(tokens, need_weights=need_weights, head_mask=head_mask)
         if need_weights:
@@ -77,7 +79,7 @@ class TaskModel(nn.Module):
         return self.readout(out)
 
 
-def progress_bar(total: int, desc: str, enable: bool = True):
+def progress_bar(total: int, desc: str, enable: bool = True) -> tqdm:
     """A tqdm bar without timings or rates: its final state is the same on every run (Chapter 7).
 
     Plain text on stderr (Jupyter redraws it in place); ``ncols`` is fixed so
@@ -142,7 +144,9 @@ def _fraction(counts: tuple[int, int]) -> float:
     return counts[0] / counts[1]
 
 
-def train(cfg: Config, seed: int, progress: bool = True, desc: str | None = None):
+def train(
+    cfg: Config, seed: int, progress: bool = True, desc: str | None = None
+) -> tuple[TaskModel, dict]:
     """Train a :class:`TaskModel` on the task; return ``(model, record)``.
 
     Introduced in Chapter 7. ``record`` holds the seed, the parameter count,
