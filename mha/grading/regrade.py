@@ -120,8 +120,12 @@ def _student_code(submission, source_cell) -> str:
     return ""
 
 
-def _prelude(source) -> list[str]:
-    """The import statements of the source notebook's other code cells (its setup)."""
+def _prelude(source, cells: list[str] = ()) -> list[str]:
+    """The import statements of the source notebook's other code cells (its setup).
+
+    ``import torch`` and ``import mha`` are added when the answer ``cells`` mention
+    them, so that loading them does not count against the cells' own time limit.
+    """
     skip = {id(c) for c in (*answer_cells(source), *graded_cells(source))}
     found = []
     for cell in source.cells:
@@ -134,6 +138,9 @@ def _prelude(source) -> list[str]:
         for node in tree.body:
             if isinstance(node, ast.Import | ast.ImportFrom) and (code := _keep_import(node)):
                 found.append(code)
+    for module in ("torch", "mha"):
+        if any(re.search(rf"\b{module}\b", code) for code in cells):
+            found.append(f"import {module}")
     return list(dict.fromkeys(found))
 
 
@@ -390,7 +397,7 @@ def regrade_submission(
     if limits is None:
         limits = Limits(wall_seconds=40 + Limits.cells_seconds + Limits.call_seconds * len(checks))
     cells = [_student_code(submission, c) for c in answer_cells(source)]
-    got = _sandbox(_prelude(source), cells, checks, limits, seed)
+    got = _sandbox(_prelude(source, cells), cells, checks, limits, seed)
     results, offset = {}, 0
     for cell, cs in zip(tests, per_cell, strict=True):
         result = _cell_result(cell, cs, offset, got)

@@ -180,9 +180,10 @@ def _error_text(name: str, outcome: Outcome, hints: dict[str, str]) -> str:
     return text
 
 
-def _sentence(text: str) -> str:
-    """Capitalised, with a full stop."""
-    text = text[:1].upper() + text[1:]
+def _sentence(text: str, name: str = "") -> str:
+    """Capitalised (unless it starts with the function's name, ``my_softmax``), with a full stop."""
+    if not (name and text.startswith(name)):
+        text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "?", "!")) or "\n" in text else text + "."
 
 
@@ -269,7 +270,7 @@ def _failure_report(name: str, total: int, failures: list[tuple]) -> list[str]:
         return [f"{FAIL} {failures[0][1]}"]
     seen: dict[str, list[str]] = {}
     for _, text, label in failures:
-        seen.setdefault(_sentence(text), []).append(label)
+        seen.setdefault(_sentence(text, name), []).append(label)
     for text, labels in list(seen.items())[:MAX_MESSAGES]:
         lines.append(f" - On {'; '.join(labels)}:\n   {text}")
     if len(seen) > MAX_MESSAGES:
