@@ -7,7 +7,9 @@ The tree has four parts. ``import mha`` loads the first alone (torch and numpy, 
   * :mod:`mha.attention` (Chapter 1): ``softmax``, ``scaled_dot_product_attention``;
   * :mod:`mha.heads` (Chapters 2 to 4): ``project``, ``split_heads``, ``merge_heads``;
   * :mod:`mha.reference` (Chapter 5): the NumPy ``multi_head_attention_forward``;
-  * :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, a ``torch.nn.Module``;
+  * :mod:`mha.masks` (Chapter 5): ``causal_mask`` and the PyTorch-convention masks;
+  * :mod:`mha.module` (Chapter 5): ``MultiHeadAttention``, the twin of
+    ``torch.nn.MultiheadAttention`` (same arguments; ``batch_first=True`` by default);
   * :mod:`mha.encoder` (Chapter 6): ``EncoderLayer``, ``Encoder``, positional encoding;
   * :mod:`mha.pretrained` (Chapter 8): all-MiniLM-L6-v2 in ``EncoderLayer`` s, loaded on
     first use of ``mha.pretrained`` (it needs ``safetensors`` and ``tokenizers``);
@@ -15,9 +17,13 @@ The tree has four parts. ``import mha`` loads the first alone (torch and numpy, 
 * :mod:`mha.course`: what only the chapters use (the running example, the hand-built
   heads, figures);
 * :mod:`mha.grading`: the exercise checkers, the nbgrader course and the student edition;
-* :mod:`mha.experiments`: Chapter 7's seeded experiments (``python -m mha.experiments``).
+* :mod:`mha.experiments`: Chapter 7's seeded experiments (``python -m mha.experiments``);
+  their recorded results are the JSON files in ``mha/results/``.
 
-The library never imports the other three parts.
+``mha._validate`` holds the input checks (``ValueError`` saying what was expected).
+Nothing imports upward: the library never imports the other three parts, the course
+never imports grading or experiments, and experiments never import grading
+(``tests/test_layout.py`` checks it).
 """
 
 from mha import reference
