@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reader_fixtures import artifacts, book_server, chromium, reader_book  # noqa: F401
 
 MASK_KINDS = ["none", "bool_attn", "float_attn", "bool_attn_3d", "padding", "both", "causal"]
 
