@@ -1,6 +1,7 @@
 """mha.MultiHeadAttention takes nn.MultiheadAttention's arguments, in PyTorch's order.
 
 The one difference on purpose: ``batch_first`` defaults to True (the course is batch-first).
+Options PyTorch does not have may follow PyTorch's arguments, keyword-only.
 """
 
 from __future__ import annotations
@@ -19,15 +20,24 @@ def _params(fn) -> list[tuple[str, object, object]]:
     return [(p.name, p.kind, p.default) for p in sig.parameters.values() if p.name != "self"]
 
 
+def _split(ours: list, theirs: list) -> tuple[list, list]:
+    """PyTorch's parameters of ours, and our extras, which must come after, keyword-only."""
+    extra = ours[len(theirs) :]
+    assert all(kind is inspect.Parameter.KEYWORD_ONLY for _, kind, _ in extra), extra
+    return ours[: len(theirs)], extra
+
+
 def test_constructor_signature_is_pytorchs_but_batch_first():
-    ours, theirs = _params(mha.MultiHeadAttention.__init__), _params(nn.MultiheadAttention.__init__)
+    theirs = _params(nn.MultiheadAttention.__init__)
+    ours, _ = _split(_params(mha.MultiHeadAttention.__init__), theirs)
     assert [p[:2] for p in ours] == [p[:2] for p in theirs]  # names, order, kinds
     differ = {o[0]: (o[2], t[2]) for o, t in zip(ours, theirs, strict=True) if o[2] != t[2]}
     assert differ == {"batch_first": (True, False)}
 
 
 def test_forward_signature_is_pytorchs():
-    ours, theirs = _params(mha.MultiHeadAttention.forward), _params(nn.MultiheadAttention.forward)
+    theirs = _params(nn.MultiheadAttention.forward)
+    ours, _ = _split(_params(mha.MultiHeadAttention.forward), theirs)
     assert ours == theirs
 
 
