@@ -5,7 +5,9 @@ configuration, the seeds, the package versions, the machine (CPU model,
 torch's CPU capability, threads, kernel settings) and every number. The runs
 are independent, so ``--jobs`` worker processes (one thread each) share them;
 a progress bar over all runs shows the elapsed time and an ETA. A run's numbers
-do not depend on which worker ran it.
+do not depend on which worker ran it. ``all`` runs the sweeps block of seeds by
+block, so a stopped run leaves every sweep with balanced seeds; ``--resume DIR``
+keeps each finished run in ``DIR`` and skips it when the command is run again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import multiprocessing
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
@@ -49,8 +51,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lrs", type=_floats, help="comma-separated learning rates (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
+    parser.add_argument("--resume", type=Path, help="folder that keeps every finished run (jsonl)"
+                        " and skips those on a re-run")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+BLOCK = 5  # `all` runs seeds 0-4 of every sweep, then 5-9, ...: any prefix is balanced
+
+
+def _ordered(jobs: dict[str, list]) -> list[tuple[str, int]]:
+    """``(sweep, index)`` of every job, block of seeds by block, sweeps in priority order."""
+    names = list(jobs)
+    pairs = [(name, i) for name in names for i in range(len(jobs[name]))]
+    return sorted(pairs, key=lambda t: (jobs[t[0]][t[1]][2] // BLOCK, names.index(t[0]), t[1]))
+
+
+def _cached(path: Path | None) -> dict:
+    """Records already computed, by ``(sweep, heads, d_model, lr, seed)``, from ``--resume``."""
+    found = {}
+    for file in path.glob("*.jsonl") if path and path.is_dir() else []:
+        for line in file.read_text().splitlines():
+            r = json.loads(line)
+            found[(file.stem, r["num_heads"], r["d_model"], r["lr"], r["seed"])] = r
+    return found
+
+
+def _key(name: str, job) -> tuple:
+    cfg, seed = job[1], job[2]
+    return (name, cfg.num_heads, cfg.d_model, cfg.lr, seed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,23 +88,35 @@ def main(argv: list[str] | None = None) -> None:
     names = list(SWEEPS) if args.sweep == "all" else [args.sweep]
     jobs = {n: sweep_jobs(n, args.heads, args.seeds, args.lrs) for n in names}
     args.out.mkdir(parents=True, exist_ok=True)
+    cache = _cached(args.resume)
+    done = {n: {i: cache[_key(n, j)] for i, j in enumerate(js) if _key(n, j) in cache}
+            for n, js in jobs.items()}  # fmt: skip
+    todo = [(n, i) for n, i in _ordered(jobs) if i not in done[n]]
     one_thread()
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=args.no_progress, file=sys.stderr)
     context = multiprocessing.get_context("spawn")  # no forked OpenMP state
-    start, total = time.perf_counter(), sum(len(j) for j in jobs.values())
-    bar = tqdm(total=total, desc="runs", unit="run", disable=args.no_progress, file=sys.stderr)
     with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=one_thread) as pool:
-        pending = {n: [pool.submit(run_job, job) for job in j] for n, j in jobs.items()}
-        for future in (f for fs in pending.values() for f in fs):
-            future.add_done_callback(lambda _: bar.update())  # counts each run as it lands
-        for name in names:  # a sweep's file is written as soon as all of its runs are in
-            _write(args, name, [future.result() for future in pending[name]])
-            bar.write(
-                f"{name}: {len(pending[name])} runs, {time.perf_counter() - start:.0f} s so far"
-            )
+        futures = {pool.submit(run_job, jobs[n][i]): (n, i) for n, i in todo}
+        for future in as_completed(futures):
+            name, i = futures[future]
+            done[name][i] = future.result()
+            _remember(args.resume, name, done[name][i])
+            _write(args, name, [done[name][k] for k in sorted(done[name])])
+            bar.update()
     bar.close()
+    print(f"{len(todo)} runs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+
+def _remember(path: Path | None, name: str, record: dict) -> None:
+    if path:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(path / f"{name}.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def _write(args, name: str, runs: list[dict]) -> None:
+    """Write the sweep's JSON, with the seeds done so far (``"complete"`` says if all)."""
     result = sweep_result(name, args.heads, args.seeds, args.lrs, runs)
     result["machine"]["jobs"] = args.jobs
     command = ["python", "-m", "mha.experiments", name]

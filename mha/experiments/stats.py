@@ -1,0 +1,97 @@
+"""Chapter 7: the statistics behind each verdict (thin wrappers around ``scipy.stats``).
+
+* :func:`success_interval`: Clopper-Pearson (exact binomial) interval of a
+  success rate, ``k`` successes in ``n`` seeds;
+* :func:`paired_successes`: two settings on the same seeds, success or not:
+  the discordant pairs, an exact McNemar test and the difference of the rates
+  with a bootstrap interval;
+* :func:`paired_difference`: two settings on the same seeds, a number per
+  seed: the mean difference with a bootstrap interval and a Wilcoxon
+  signed-rank test;
+* :func:`mean_interval`: the mean with a percentile bootstrap interval, which
+  stays inside the range of the data (inside ``[0, 1]`` for accuracies);
+* :func:`first_step_at`: the first evaluation step at which a curve reaches a level.
+
+The bootstrap uses a fixed generator, so a result is the same on every run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["CONFIDENCE", "SUCCESS", "success_interval", "mean_interval", "paired_difference",
+           "paired_successes", "first_step_at"]  # fmt: skip
+
+CONFIDENCE = 0.95
+SUCCESS = 0.99  # a run "learned the task" when its final test accuracy is at least this
+RESAMPLES = 9999
+
+
+def success_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a rate from ``k`` successes in ``n`` trials."""
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def mean_interval(values, axis: int = 0, confidence: float = CONFIDENCE):
+    """Mean of ``values`` along ``axis`` and its percentile bootstrap interval: three arrays.
+
+    The interval of a mean of numbers in ``[a, b]`` stays inside ``[a, b]``
+    (unlike mean +- std); with all values equal it has zero width.
+    """
+    values = np.asarray(values, dtype=float)
+    mean = values.mean(axis)
+    if values.shape[axis] < 2 or np.all(values == values.take([0], axis)):
+        return mean, mean.copy(), mean.copy()
+    res = stats.bootstrap((values,), np.mean, axis=axis, confidence_level=confidence,
+                          n_resamples=RESAMPLES, method="percentile",
+                          rng=np.random.default_rng(0))  # fmt: skip
+    low, high = res.confidence_interval
+    return mean, np.minimum(low, mean), np.maximum(high, mean)
+
+
+def paired_difference(x, y, confidence: float = CONFIDENCE) -> dict:
+    """``x - y`` seed by seed: mean, bootstrap interval, and a two-sided Wilcoxon p-value.
+
+    ``x`` and ``y`` hold one number per seed, in the same seed order.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"need two 1-d arrays of the same length, got {x.shape} and {y.shape}")
+    d = x - y
+    mean, low, high = mean_interval(d, confidence=confidence)
+    p = 1.0 if np.all(d == 0) else float(stats.wilcoxon(x, y).pvalue)
+    larger = {"x_larger": int((d > 0).sum()), "y_larger": int((d < 0).sum())}
+    return {
+        "mean": float(mean),
+        "low": float(low),
+        "high": float(high),
+        "p": p,
+        "n": len(d),
+    } | larger
+
+
+def paired_successes(a, b, confidence: float = CONFIDENCE) -> dict:
+    """Success (bool) of settings ``a`` and ``b`` seed by seed: exact McNemar test.
+
+    Returns the counts, the discordant pairs (``a_only``: seeds where only
+    ``a`` succeeded), the two-sided exact McNemar p-value (a binomial test on
+    the discordant pairs) and the difference of the success rates ``a - b``
+    with a bootstrap interval over seeds.
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    p = 1.0 if a_only + b_only == 0 else float(stats.binomtest(a_only, a_only + b_only).pvalue)
+    diff = paired_difference(a.astype(float), b.astype(float), confidence)
+    return {"a": int(a.sum()), "b": int(b.sum()), "n": len(a), "a_only": a_only,
+            "b_only": b_only, "p": p, "diff": diff["mean"], "low": diff["low"],
+            "high": diff["high"]}  # fmt: skip
+
+
+def first_step_at(steps, curve, level: float = SUCCESS):
+    """The first of ``steps`` at which ``curve`` (same length) is ``>= level``; None if never."""
+    hits = np.nonzero(np.asarray(curve) >= level)[0]
+    return int(steps[hits[0]]) if len(hits) else None
