@@ -56,8 +56,8 @@ def run_slice(name: str, heads: int, seed: int, env: dict) -> dict:
 
 
 def deviation(got, want) -> dict:
-    """Per top-level key of a run record: the largest relative difference of its floats
-    and the number of its integers that differ (Chapter 7)."""
+    """Per top-level key of a run record: the largest relative difference of its floats,
+    the number of its integers that differ and the largest difference (Chapter 7)."""
 
     def walk(g, w, acc):
         if isinstance(w, dict):
@@ -70,13 +70,14 @@ def deviation(got, want) -> dict:
             acc[0] = max(acc[0], abs(g - w) / max(abs(w), 1e-300))
         elif isinstance(w, int):
             acc[1] += g != w
+            acc[2] = max(acc[2], abs(g - w))
 
     out = {}
     for key in want:
         if key != "machine":
-            acc = [0.0, 0]
+            acc = [0.0, 0, 0]
             walk(got[key], want[key], acc)
-            out[key] = {"max_rel": acc[0], "int_mismatches": acc[1]}
+            out[key] = {"max_rel": acc[0], "int_mismatches": acc[1], "max_int_diff": acc[2]}
     return out
 
 
@@ -91,6 +92,7 @@ def measure(kernels=None, slices=None) -> dict:
             "heads": heads, "seed": seed, "machine": runs["native"]["machine"],
             "deviation": {k: deviation(runs[k], runs["native"]) for k in kernels if k != "native"},
             "test_correct": {k: r["test_correct"] for k, r in runs.items()},
+            "curves": {k: r["curve"] for k, r in runs.items()},
         }  # fmt: skip
         print(name, json.dumps(result["slices"][name]["deviation"]), file=sys.stderr, flush=True)
     return result
