@@ -151,6 +151,30 @@ def test_hidden_seed(tmp_path):
     assert grade(tmp_path, GOOD, seed=5)["test_my_softmax"].seed == 5
 
 
+@needs_bwrap
+def test_assert_only_exercise_eq_trick(tmp_path):
+    """``assert got == want`` in the kernel is fooled by ``__eq__``; the re-grade is not."""
+    code = (ATTACKS / "eq_trick_assert_cell.txt").read_text()
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["my_param_count"](12, 3) == 480  # what the notebook's assert sees
+    nb = notebook(code)
+    nb.cells[1].metadata["nbgrader"]["grade_id"] = "solution_my_param_count"
+    nb.cells[-1].source = "assert my_param_count(12, 3) == 480"
+    nb.cells[-1].metadata["nbgrader"]["grade_id"] = "test_my_param_count"
+    nbformat.write(nb, tmp_path / "cheat.ipynb")
+    honest = "def my_param_count(d_model, num_heads, bias=True):\n    return 4 * d_model * (d_model + bias)"
+    nb.cells[1].source = honest
+    nbformat.write(nb, tmp_path / "source.ipynb")
+    cheat = regrade_submission(tmp_path / "cheat.ipynb", tmp_path / "source.ipynb", limits=LIMITS)
+    assert (cheat["test_my_param_count"].points, cheat["test_my_param_count"].status) == (
+        0.0,
+        "wrong",
+    )
+    ok = regrade_submission(tmp_path / "source.ipynb", tmp_path / "source.ipynb", limits=LIMITS)
+    assert ok["test_my_param_count"].points == 2.0
+
+
 def test_test_cell_without_checker_is_not_regraded(tmp_path):
     nb = notebook(GOOD)
     nb.cells[-1].source = "assert my_softmax([0.0, 0.0])[0] == 0.5"

@@ -29,9 +29,11 @@ Public API (for the grading pipeline, :mod:`mha.grading.coursework`)::
     r.sandbox   # "bwrap", or "subprocess" where bwrap is missing (a warning is printed)
     r.seed      # the seed used, to reproduce the run
 
-A test cell without a checker call (one that only ``assert``\\ s on notebook
-state) gets ``status="not-regraded"`` and ``points=None``: nbgrader's in-kernel
-score is all there is for it. A test cell is all or nothing, as in nbgrader.
+A test cell without a checker call that tests a function of
+:data:`mha.grading.checks.BY_FUNCTION` (``my_param_count``, ``my_head_contributions``)
+is re-graded on that function. Any other (one that only ``assert``\\ s on notebook
+state, such as ``object_lens``) gets ``status="not-regraded"`` and ``points=None``:
+nbgrader's in-kernel score is all there is for it. A test cell is all or nothing, as in nbgrader.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from mha.grading.checks import EXERCISES, Case, Exercise, Outcome, Run, verdict
+from mha.grading.checks import BY_FUNCTION, EXERCISES, Case, Exercise, Outcome, Run, verdict
 from mha.grading.sandbox import REFERENCE_ERROR, RUNNER, Limits, library_copy, run_sandboxed
 
 __all__ = ["GradeResult", "regrade_submission", "answer_cells", "graded_cells"]
@@ -165,8 +167,11 @@ def _checks(cell, index: int, seed: int) -> list[_Check]:
     found = []
     matches = CHECK_CALL.finditer(cell.source)
     calls = dict.fromkeys((m["call"].split(".")[-1], m["fn"]) for m in matches)
-    for k, (checker, function) in enumerate(calls):
-        if (exercise := EXERCISES.get(checker)) is not None:
+    pairs = [(EXERCISES.get(checker), function) for checker, function in calls]
+    if not calls:  # an assert-only check cell: known by the function it tests
+        pairs = [(e, f) for f, e in BY_FUNCTION.items() if re.search(rf"\b{f}\b", cell.source)]
+    for k, (exercise, function) in enumerate(pairs):
+        if exercise is not None:
             cases = exercise.cases(np.random.default_rng([seed, index, k]))
             found.append(_Check(exercise, function, cases))
     return found

@@ -25,7 +25,8 @@ One module per chapter, named after the chapter's notebook, and a shared core:
 * ``self_attention`` (Chapter 1), ``projections`` (2), ``parallel_heads`` (3),
   ``concatenation`` (4), ``output_projection`` (5), ``encoder`` (6), ``experiments`` (7).
 
-:data:`EXERCISES` maps each checker's name to its :class:`Exercise`.
+:data:`EXERCISES` maps each checker's name to its :class:`Exercise`; :data:`BY_FUNCTION`
+holds the exercises whose check cells only ``assert`` (keyed by the function's name).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ __all__ = [
     "Outcome",
     "Run",
     "EXERCISES",
+    "BY_FUNCTION",
     "evaluate",
     "verdict",
     "same",
@@ -98,6 +100,8 @@ __all__ = [
 _CHAPTERS = (self_attention, projections, parallel_heads, concatenation, output_projection,
              encoder, experiments)  # fmt: skip
 EXERCISES: dict[str, Exercise] = {k: v for m in _CHAPTERS for k, v in m.EXERCISES.items()}
+# Exercises graded by an assert on the notebook's state, keyed by the function's name.
+BY_FUNCTION: dict[str, Exercise] = projections.BY_FUNCTION | concatenation.BY_FUNCTION
 
 # The bug tables, for the tests (each chapter module owns its own).
 _BUG_TABLES = (_SOFTMAX_BUGS, _ATTENTION_BUGS, _HEAD_PROJECTION_BUGS, _SPLIT_BUGS, _MERGE_BUGS,

@@ -8,7 +8,8 @@ from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import merge_heads
 
-__all__ = ["check_merge_heads", "merge_cases", "EXERCISES"]
+__all__ = ["check_merge_heads", "merge_cases", "head_contribution_cases", "EXERCISES",
+           "BY_FUNCTION"]  # fmt: skip
 
 
 _MERGE_BUGS = {
@@ -62,4 +63,41 @@ def check_merge_heads(
 EXERCISES = {
     "check_merge_heads": Exercise("my_merge_heads", merge_cases, _MERGE_BUGS,
                                   ("mha.heads.merge_heads",)),
+}  # fmt: skip
+
+
+_CONTRIBUTION_BUGS = {
+    "rows": (
+        "You took head i's block from the ROWS of w_o. In nn.Linear layout (y = x @ w_o.T) "
+        "head i multiplies the COLUMNS i*d_head:(i+1)*d_head: heads[:, i] @ w_o[:, block].T."
+    ),
+}
+
+
+def _contribution_case(label: str, shape: tuple, rng) -> Case:
+    heads = rng.normal(size=shape)
+    h, d_head = shape[1], shape[3]
+    d_model = h * d_head
+    w_o = rng.normal(size=(d_model, d_model))
+    expected = np.einsum("nhld,ehd->nhle", heads, w_o.reshape(d_model, h, d_head))
+    bugs = {
+        "rows": np.einsum("nhld,hde->nhle", heads, w_o.reshape(h, d_head, d_model)),
+    }
+    return Case(label, (heads, w_o), expected, bugs)
+
+
+def head_contribution_cases(rng: np.random.Generator) -> list[Case]:
+    """The cases of Exercise 4.2 (``my_head_contributions``), drawn from ``rng``."""
+    return [
+        _contribution_case("heads (2, 3, 4, 2)", (2, 3, 4, 2), rng),
+        _contribution_case("one head, heads (1, 1, 5, 4)", (1, 1, 5, 4), rng),
+        _contribution_case("d_head=1, heads (1, 4, 3, 1)", (1, 4, 3, 1), rng),
+    ]
+
+
+# Exercises whose check cells assert on the notebook's own state (no checker call): the
+# sandbox re-grades them by the function's name, on inputs of its own.
+BY_FUNCTION = {
+    "my_head_contributions": Exercise("my_head_contributions", head_contribution_cases,
+                                      _CONTRIBUTION_BUGS, ()),
 }  # fmt: skip

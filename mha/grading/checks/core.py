@@ -133,8 +133,10 @@ def _structure_problem(got, want) -> str:
             f"the mask has dtype {arr.dtype}, expected bool (True = blocked). A float mask "
             "is *added* to the scores, so 0/1 values would not block anything"
         )
-    if want.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(want.dtype, np.floating) and not np.issubdtype(arr.dtype, np.floating):
         return f"the result has dtype {arr.dtype}, expected a floating-point array"
+    if want.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.number):
+        return f"the result has dtype {arr.dtype}, expected numbers"
     if want.dtype == np.float64 and arr.dtype != np.float64 and not same(arr, want):
         return (
             f"the result has dtype {arr.dtype} but the inputs are float64: keep float64 "

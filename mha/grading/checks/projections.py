@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import project
 
-__all__ = ["check_head_projections", "head_projection_cases", "EXERCISES"]
+__all__ = ["check_head_projections", "head_projection_cases", "param_count_cases", "EXERCISES",
+           "BY_FUNCTION"]  # fmt: skip
 
 
 _HEAD_PROJECTION_BUGS = {
@@ -70,3 +72,39 @@ EXERCISES = {
     "check_head_projections": Exercise("my_head_projections", head_projection_cases,
                                        _HEAD_PROJECTION_BUGS, ("mha.heads.project",)),
 }  # fmt: skip
+
+
+_PARAM_COUNT_BUGS = {
+    "no_bias": "The biases are missing: with bias=True each projection has one bias per output.",
+    "no_out_proj": "The output projection W_O (d_model x d_model, plus its bias) is missing.",
+    "bias_always": "With bias=False there are no biases at all: count only the weight matrices.",
+}
+
+
+def _param_count_case(d_model: int, num_heads: int, bias: bool) -> Case:
+    layer = torch.nn.MultiheadAttention(d_model, num_heads, bias=bias)
+    expected = sum(p.numel() for p in layer.parameters())
+    weights, biases = 4 * d_model * d_model, 4 * d_model
+    bugs = {
+        "no_bias": weights if bias else [],
+        "no_out_proj": expected - d_model * d_model - (d_model if bias else 0),
+        "bias_always": weights + biases if not bias else [],
+    }
+    label = f"d_model={d_model}, num_heads={num_heads}, bias={bias}"
+    return Case(label, (d_model, num_heads, bias), expected, bugs)
+
+
+def param_count_cases(rng: np.random.Generator) -> list[Case]:
+    """Layer sizes drawn from ``rng``: ``num_heads`` 1 to 12, ``d_head`` 1 to 64, both biases."""
+    cases = []
+    for bias in (True, False, bool(rng.integers(2))):
+        num_heads, d_head = (int(v) for v in rng.integers(1, [13, 65]))
+        cases.append(_param_count_case(num_heads * d_head, num_heads, bias))
+    return cases
+
+
+# Exercises whose check cells assert on the notebook's own state (no checker call): the
+# sandbox re-grades them by the function's name, on inputs of its own.
+BY_FUNCTION = {
+    "my_param_count": Exercise("my_param_count", param_count_cases, _PARAM_COUNT_BUGS, ()),
+}
