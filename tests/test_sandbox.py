@@ -104,7 +104,8 @@ def test_every_form_of_reference_reuse_scores_zero(tmp_path):
 
 @needs_bwrap
 def test_honest_controls(tmp_path):
-    assert grade(tmp_path, GOOD)["test_my_softmax"].points == 2.0
+    magics = "%matplotlib inline\nfiles = !ls\n" + GOOD  # IPython syntax in an answer cell
+    assert grade(tmp_path, magics)["test_my_softmax"].points == 2.0
     blank = grade(tmp_path, BLANK)["test_my_softmax"]
     assert (blank.points, blank.status) == (0.0, "not-answered")
     assert "my_softmax is not implemented yet" in blank.feedback

@@ -122,6 +122,16 @@ def _student_code(submission, source_cell) -> str:
     return ""
 
 
+def _plain_python(code: str) -> str:
+    """IPython syntax (``%magic``, ``!cmd``) as the ``get_ipython()`` calls a kernel makes."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(code)
+    except Exception:  # no IPython, or code it cannot parse: the sandbox reports the error
+        return code
+
+
 def _prelude(source, cells: list[str] = ()) -> list[str]:
     """The import statements of the source notebook's other code cells (its setup).
 
@@ -401,7 +411,7 @@ def regrade_submission(
     checks = [c for cs in per_cell for c in cs]
     if limits is None:
         limits = Limits(wall_seconds=40 + Limits.cells_seconds + Limits.call_seconds * len(checks))
-    cells = [_student_code(submission, c) for c in answer_cells(source)]
+    cells = [_plain_python(_student_code(submission, c)) for c in answer_cells(source)]
     got = _sandbox(_prelude(source, cells), cells, checks, limits, seed)
     results, offset = {}, 0
     for cell, cs in zip(tests, per_cell, strict=True):

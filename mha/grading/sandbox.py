@@ -173,9 +173,12 @@ def _system_binds() -> list[str]:
             args += ["--ro-bind", top, top]
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives"):
         args += ["--ro-bind-try", etc, etc]
-    for prefix in {sys.base_prefix, sys.prefix, *_site_packages()}:
+    for prefix in sorted({sys.base_prefix, sys.prefix, *_site_packages()}):
         if not prefix.startswith("/usr/"):
             args += ["--ro-bind", prefix, prefix]
+    for site in _site_packages():  # an installed (not editable) mha would hold the originals
+        if os.path.isdir(os.path.join(site, "mha")):
+            args += ["--tmpfs", os.path.join(site, "mha")]
     return args
 
 

@@ -217,6 +217,13 @@ def _end_cells_limit() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
 
+class _NoShell:
+    """``get_ipython()`` in the sandbox: magics and shell commands do nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
 def main() -> None:
     """Read the job, run it, write the report to the result pipe."""
     result_fd, lib, *site = sys.argv[1:]
@@ -233,7 +240,7 @@ def main() -> None:
     import builtins
 
     builtins.exit = builtins.quit = _exit
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": _NoShell}
     prelude_errors = _exec_cells(job["prelude"], namespace, "setup import")
     os._exit = _no_exit  # the forked children use _real_exit
     _limit_cells(job.get("cells_time_limit", 0))
