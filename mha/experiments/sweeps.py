@@ -173,8 +173,8 @@ SWEEPS = {  # in the order `all` runs them, block by block of seeds: the most im
     "head_count": specialisation_run,
     "overfitting": plain_run,
     "fixed_d_head": plain_run,
-    "learning_rate": plain_run,
     "pruning": pruning_run,
+    "learning_rate": plain_run,
 }
 
 
