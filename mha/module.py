@@ -70,11 +70,12 @@ class MultiHeadAttention(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self._check_args(
-            embed_dim, num_heads, dropout, bias, add_bias_kv, add_zero_attn, kdim, vdim, batch_first
-        )
+        check_positive_int("embed_dim", embed_dim)
+        self.d_head = check_heads(embed_dim, num_heads)
+        check_dropout(dropout)
+        flags = {"bias": bias, "add_bias_kv": add_bias_kv, "add_zero_attn": add_zero_attn}
+        _check_options(kdim, vdim, batch_first=batch_first, **flags)
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
-        self.d_head = embed_dim // num_heads
         self.kdim = embed_dim if kdim is None else kdim
         self.vdim = embed_dim if vdim is None else vdim
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
@@ -88,25 +89,6 @@ class MultiHeadAttention(nn.Module):
         else:
             self.bias_k = self.bias_v = None
         self.reset_parameters()
-
-    @staticmethod
-    def _check_args(
-        embed_dim, num_heads, dropout, bias, add_bias_kv, add_zero_attn, kdim, vdim, batch_first
-    ) -> None:
-        check_positive_int("embed_dim", embed_dim)
-        check_heads(embed_dim, num_heads)
-        check_dropout(dropout)
-        for name, dim in (("kdim", kdim), ("vdim", vdim)):
-            if dim is not None:
-                check_positive_int(name, dim)
-        flags = {
-            "bias": bias,
-            "add_bias_kv": add_bias_kv,
-            "add_zero_attn": add_zero_attn,
-            "batch_first": batch_first,
-        }
-        for name, value in flags.items():
-            check_flag(name, value)
 
     def _make_in_proj(self, bias: bool, kw: dict) -> None:
         """Input-projection parameters, registered in ``nn.MultiheadAttention``'s order."""
@@ -285,6 +267,15 @@ class MultiHeadAttention(nn.Module):
         if need_weights:
             return _attend_with_weights(q, k, v, mask, dropout_p)
         return _attend_fused(q, k, v, mask, dropout_p, causal_only), None
+
+
+def _check_options(kdim: int | None, vdim: int | None, **flags: bool) -> None:
+    """``kdim`` and ``vdim`` are ``None`` or positive ints; every flag is a ``bool``."""
+    for name, dim in (("kdim", kdim), ("vdim", vdim)):
+        if dim is not None:
+            check_positive_int(name, dim)
+    for name, value in flags.items():
+        check_flag(name, value)
 
 
 def _constructor_args(m: nn.Module) -> dict:
