@@ -16,6 +16,7 @@ help:
 	@echo "make grade A=01_self_attention   autograde submissions and export grades.csv"
 	@echo "make course-demo A=...           demo: submit the reference solutions as a student, grade them"
 	@echo "make student-book                the book without solutions, in _build/student/html"
+	@echo "make pdf       the PDF edition through LaTeX: _build/latex/mha-course.pdf (TeX: see .ci/run)"
 	@echo "make clean     remove _build and course"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -64,6 +65,12 @@ grade: $(STAMP)
 
 student-book: $(STAMP)
 	$(BIN)/python -m mha.grading.student_edition
+
+# The PDF edition through LaTeX (xelatex, latexmk; the Debian packages .ci/run installs).
+.PHONY: pdf
+pdf: $(STAMP)
+	$(BIN)/jupyter-book build . --builder pdflatex
+	test -s _build/latex/mha-course.pdf
 
 clean:
 	rm -rf _build course
