@@ -219,16 +219,18 @@ def _pronoun_pairs(rng: np.random.Generator) -> list[dict]:
 
 
 def _paraphrase_pairs() -> list[dict]:
-    pairs = [{"a": a, "b": b, "label": 1} for a, b in PARAPHRASES]
-    pairs += [{"a": a, "b": b, "label": 0} for a, b in NON_PARAPHRASES]
+    """Paraphrases (label 1); contrasts, same words but another meaning, and unrelated (label 0)."""
+    pairs = [{"a": a, "b": b, "label": 1, "kind": "paraphrase"} for a, b in PARAPHRASES]
+    pairs += [{"a": a, "b": b, "label": 0, "kind": "contrast"} for a, b in NON_PARAPHRASES]
     for agent, patient, (past, participle) in zip(AGENTS, PATIENTS, ACTIONS, strict=True):
         active = f"The {agent} {past} the {patient}."
-        pairs.append(
-            {"a": active, "b": f"The {patient} was {participle} by the {agent}.", "label": 1}
-        )
-        pairs.append(
-            {"a": active, "b": f"The {agent} was {participle} by the {patient}.", "label": 0}
-        )
+        passive = f"The {patient} was {participle} by the {agent}."
+        swapped = f"The {agent} was {participle} by the {patient}."
+        pairs.append({"a": active, "b": passive, "label": 1, "kind": "paraphrase"})
+        pairs.append({"a": active, "b": swapped, "label": 0, "kind": "contrast"})
+    others = [b for _, b in PARAPHRASES]
+    for i, (a, _) in enumerate(PARAPHRASES):  # each sentence with the paraphrase of the next one
+        pairs.append({"a": a, "b": others[(i + 1) % len(others)], "label": 0, "kind": "unrelated"})
     return pairs
 
 
