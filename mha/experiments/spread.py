@@ -81,13 +81,19 @@ def deviation(got, want) -> dict:
     return out
 
 
-def measure(kernels=None, slices=None) -> dict:
-    """Run every slice under every kernel setting; deviations from ``native`` (Chapter 7)."""
+def measure(kernels=None, slices=None, native: dict | None = None) -> dict:
+    """Run every slice under every kernel setting; deviations from ``native`` (Chapter 7).
+
+    ``native`` maps a sweep to its native run when that is known already (the
+    committed run, computed on this machine with the same code): it is not re-run.
+    """
+    native = native or {}
     kernels = kernels or list(KERNELS)
     slices = slices or {name: SLICES[name] for name in MEASURED}
     result = {"kernels": {k: KERNELS[k] for k in kernels}, "slices": {}}
     for name, (heads, seed) in slices.items():
-        runs = {k: run_slice(name, heads, seed, KERNELS[k]) for k in kernels}
+        runs = {k: native[name] if k == "native" and name in native else
+                run_slice(name, heads, seed, KERNELS[k]) for k in kernels}  # fmt: skip
         result["slices"][name] = {
             "heads": heads, "seed": seed, "machine": runs["native"]["machine"],
             "deviation": {k: deviation(runs[k], runs["native"]) for k in kernels if k != "native"},
@@ -98,8 +104,32 @@ def measure(kernels=None, slices=None) -> dict:
     return result
 
 
+def _cached_native(folder: Path, name: str) -> dict | None:
+    """The native run of slice ``name`` from a ``--resume`` folder of the sweeps, if there."""
+    from mha.experiments.sweeps import DEFAULTS, machine
+
+    heads, seed = SLICES[name]
+    file = folder / f"{name}.jsonl"
+    for line in file.read_text().splitlines() if file.is_file() else []:
+        r = json.loads(line)
+        if (r["num_heads"], r["seed"], r["lr"]) == (heads, seed, DEFAULTS[name][2][0]):
+            return r | {"machine": machine() | {"torch_threads": 1}}
+    return None
+
+
 if __name__ == "__main__":
+    import argparse
+
     from mha.experiments.__main__ import RESULTS, dumps
 
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "kernel_spread.json"
-    path.write_text(dumps({"command": "python -m mha.experiments.spread", **measure()}))
+    parser = argparse.ArgumentParser(prog="python -m mha.experiments.spread", description=__doc__)
+    parser.add_argument("--out", type=Path, default=RESULTS / "kernel_spread.json")
+    parser.add_argument("--slices", default=",".join(MEASURED), help="sweeps whose slice to run")
+    parser.add_argument("--native-from", type=Path, help="a --resume folder of the sweeps: take "
+                        "the native runs from there instead of re-running them")  # fmt: skip
+    args = parser.parse_args()
+    slices = {name: SLICES[name] for name in args.slices.split(",")}
+    found = {n: _cached_native(args.native_from, n) for n in slices} if args.native_from else {}
+    native = {n: r for n, r in found.items() if r is not None}
+    result = measure(None, slices, native)
+    args.out.write_text(dumps({"command": "python -m mha.experiments.spread", **result}))
