@@ -18,7 +18,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from mha.grading import checks, regrade, sandbox
+from mha.grading import checks, regrade, regrade_io, sandbox
 from mha.grading.regrade import regrade_submission
 from mha.grading.sandbox import Limits
 
@@ -204,9 +204,11 @@ def test_results_are_read_as_data_never_unpickled():
     buffer = io.BytesIO()
     np.savez(buffer, __meta__=np.frombuffer(b'{"exercises": []}', np.uint8),
              evil=np.array([object()], dtype=object))  # fmt: skip
-    assert regrade._parse(buffer.getvalue()) == ({}, {})
-    assert regrade._parse(b"garbage") == ({}, {})
-    odd = regrade._decode({"seq": [{"a": "missing"}, {"v": "text"}], "type": "tuple", "len": 3}, {})
+    assert regrade_io.parse_report(buffer.getvalue()) == ({}, {})
+    assert regrade_io.parse_report(b"garbage") == ({}, {})
+    odd = regrade_io.decode(
+        {"seq": [{"a": "missing"}, {"v": "text"}], "type": "tuple", "len": 3}, {}
+    )
     assert len(odd) == 3 and not any(isinstance(v, np.ndarray | str) for v in odd)
 
 

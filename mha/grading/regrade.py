@@ -38,15 +38,11 @@ nbgrader's in-kernel score is all there is for it. A test cell is all or nothing
 
 from __future__ import annotations
 
-import ast
-import io
-import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,14 +50,23 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from mha.grading.checks import BY_FUNCTION, EXERCISES, Case, Exercise, Outcome, Run, verdict
+from mha.grading.checks import BY_FUNCTION, EXERCISES, Case, Exercise, verdict
+from mha.grading.regrade_io import (
+    answer_cells,
+    encode_job,
+    graded_cells,
+    nbgrader_meta,
+    parse_report,
+    plain_python,
+    prelude,
+    run_of,
+    student_code,
+)
 from mha.grading.sandbox import REFERENCE_ERROR, RUNNER, Limits, library_copy, run_sandboxed
 
 __all__ = ["GradeResult", "regrade_submission", "answer_cells", "graded_cells"]
 
 CHECK_CALL = re.compile(r"(?P<call>(?:[A-Za-z_][\w.]*\.)?check_\w+)\(\s*(?P<fn>[A-Za-z_]\w*)")
-PRELUDE_PACKAGES = {"numpy", "torch", "math", "mha", "copy", "dataclasses", "functools"}
-PRELUDE_SKIP = ("mha.grading", "mha.course", "figures", "plotting")
 
 
 @dataclass
@@ -88,87 +93,7 @@ class _Check:
 
 
 # ---------------------------------------------------------------------------
-# Reading the source notebook (trusted) and the submission (untrusted)
-# ---------------------------------------------------------------------------
-
-
-def _meta(cell) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
-
-
-def answer_cells(source) -> list:
-    """The source notebook's code answer cells (``solution`` and not ``grade``)."""
-    return [c for c in source.cells if c.cell_type == "code" and _meta(c).get("solution")
-            and not _meta(c).get("grade")]  # fmt: skip
-
-
-def graded_cells(source) -> list:
-    """The source notebook's autograded test cells (``grade`` and not ``solution``)."""
-    return [c for c in source.cells if c.cell_type == "code" and _meta(c).get("grade")
-            and not _meta(c).get("solution")]  # fmt: skip
-
-
-def _student_code(submission, source_cell) -> str:
-    """The student's code for ``source_cell``: same grade id, else same cell id, else ''."""
-    grade_id = _meta(source_cell).get("grade_id")
-    cells = getattr(submission, "cells", None) or []
-    for cell in cells:
-        if isinstance(cell, dict) and _meta(cell).get("grade_id") == grade_id:
-            return str(cell.get("source", ""))
-    for cell in cells:
-        if isinstance(cell, dict) and source_cell.get("id") and cell.get("id") == source_cell.id:
-            return str(cell.get("source", ""))
-    return ""
-
-
-def _plain_python(code: str) -> str:
-    """IPython syntax (``%magic``, ``!cmd``) as the ``get_ipython()`` calls a kernel makes."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        return TransformerManager().transform_cell(code)
-    except Exception:  # no IPython, or code it cannot parse: the sandbox reports the error
-        return code
-
-
-def _prelude(source, cells: list[str] = ()) -> list[str]:
-    """The import statements of the source notebook's other code cells (its setup).
-
-    ``import torch`` and ``import mha`` are added when the answer ``cells`` mention
-    them, so that loading them does not count against the cells' own time limit.
-    """
-    skip = {id(c) for c in (*answer_cells(source), *graded_cells(source))}
-    found = []
-    for cell in source.cells:
-        if cell.cell_type != "code" or id(cell) in skip:
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.Import | ast.ImportFrom) and (code := _keep_import(node)):
-                found.append(code)
-    for module in ("torch", "mha"):
-        if any(re.search(rf"\b{module}\b", code) for code in cells):
-            found.append(f"import {module}")
-    return list(dict.fromkeys(found))
-
-
-def _keep_import(node: ast.Import | ast.ImportFrom) -> str:
-    """``node`` as code when it imports the library or a numeric package, else ''."""
-    module = node.module if isinstance(node, ast.ImportFrom) else None
-    names = [a for a in node.names if not any(s in f"{module}.{a.name}" for s in PRELUDE_SKIP)]
-    tops = {(module or a.name).split(".")[0] for a in names}
-    if not names or not tops <= PRELUDE_PACKAGES:
-        return ""
-    kept = type(node)(names=names, **({"module": module, "level": 0} if module else {}))
-    return ast.unparse(kept)
-
-
-# ---------------------------------------------------------------------------
-# The job for the sandbox, and what comes back
+# The hidden cases
 # ---------------------------------------------------------------------------
 
 
@@ -185,91 +110,6 @@ def _checks(cell, index: int, seed: int) -> list[_Check]:
             cases = exercise.cases(np.random.default_rng([seed, index, k]))
             found.append(_Check(exercise, function, cases))
     return found
-
-
-def _encode_args(args: tuple, key: str, arrays: dict) -> list[dict]:
-    specs = []
-    for i, arg in enumerate(args):
-        if isinstance(arg, np.ndarray):
-            arrays[f"{key}_{i}"] = arg
-            specs.append({"a": f"{key}_{i}"})
-        else:
-            specs.append({"v": arg.item() if isinstance(arg, np.generic) else arg})
-    return specs
-
-
-def _job(prelude: list[str], cells: list[str], checks: list[_Check], limits: Limits) -> bytes:
-    """stdin for the runner: the JSON job and the inputs' ``.npz``."""
-    arrays, exercises = {}, []
-    for e, check in enumerate(checks):
-        calls = [_encode_args(c.args, f"x{e}_{j}", arrays) for j, c in enumerate(check.cases)]
-        limit = limits.call_seconds
-        exercises.append({"function": check.function, "calls": calls, "time_limit": limit})
-    job = {"prelude": prelude, "cells": cells, "exercises": exercises,
-           "cells_time_limit": limits.cells_seconds}  # fmt: skip
-    job = json.dumps(job).encode()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return struct.pack(">Q", len(job)) + job + buffer.getvalue()
-
-
-def _opaque(type_name) -> object:
-    """A stand-in for a result that is not data, named after its type."""
-    name = re.sub(r"\W", "", str(type_name))[:40] or "object"
-    return type(name if name[0].isalpha() else "object", (), {})()
-
-
-def _decode(spec, arrays: dict, depth: int = 0):
-    """A result from its JSON description; anything unexpected becomes an opaque object."""
-    if not isinstance(spec, dict) or depth > 4:
-        return _opaque("object")
-    if "a" in spec:
-        arr = arrays.get(spec["a"]) if isinstance(spec["a"], str) else None
-        ok = isinstance(arr, np.ndarray) and arr.dtype.kind in "biufc"
-        return arr if ok else _opaque(spec.get("type"))
-    if "v" in spec:
-        value = spec["v"]
-        return value if value is None or type(value) in (bool, int, float) else _opaque("object")
-    if isinstance(spec.get("seq"), list):
-        items = [_decode(s, arrays, depth + 1) for s in spec["seq"][:8]]
-        length = spec.get("len")
-        if isinstance(length, int) and len(items) < length <= 1000:
-            items += [_opaque("object")] * (length - len(items))
-        return tuple(items) if spec.get("type") == "tuple" else items
-    return _opaque(spec.get("type"))
-
-
-def _outcome(call, arrays: dict) -> Outcome:
-    if not isinstance(call, dict):
-        return Outcome(False, None, "the result could not be read back", "Result")
-    if call.get("ok") is True:
-        return Outcome(True, _decode(call.get("value"), arrays))
-    text = lambda k: str(call.get(k, ""))[:600]  # noqa: E731
-    return Outcome(False, None, text("error"), text("error_type"), text("where"))
-
-
-def _run_of(found, cases: list[Case], arrays: dict) -> Run:
-    """The :class:`Run` of one exercise from the sandbox's report on it."""
-    if not isinstance(found, dict):
-        return Run(problem="crash", detail="no report")
-    status = found.get("status")
-    if status == "timeout":
-        return Run(problem="timeout")
-    calls = found.get("calls")
-    if status != "done" or not isinstance(calls, list) or len(calls) != len(cases):
-        return Run(problem="crash", detail=str(found.get("detail", status))[:100])
-    return Run([_outcome(c, arrays) for c in calls], printed=str(found.get("printed", ""))[:600])
-
-
-def _parse(data: bytes) -> tuple[dict, dict]:
-    """The runner's report and result arrays; ``({}, {})`` when they cannot be read."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as got:
-            arrays = {k: got[k] for k in got.files if k != "__meta__"}
-            report = json.loads(got["__meta__"].tobytes())
-        return (report, arrays) if isinstance(report, dict) else ({}, {})
-    except Exception:  # truncated, tampered with, or nothing written at all
-        return {}, {}
 
 
 # ---------------------------------------------------------------------------
@@ -295,7 +135,7 @@ def _judge(check: _Check, found, arrays: dict, time_limit: float) -> tuple[str, 
         return "missing", [f"{FAIL} {name} is not defined: its answer cell must define it."]
     if status == "not-callable":
         return "missing", [f"{FAIL} {name} is not a function here: its answer cell must def it."]
-    run = _run_of(found, check.cases, arrays)
+    run = run_of(found, check.cases, arrays)
     ex = check.exercise
     passed, lines = verdict(name, check.cases, run, ex.bug_messages, ex.error_hints, time_limit)
     errors = [o.error for o in run.outcomes if not o.ok]
@@ -360,7 +200,7 @@ def _signal(returncode: int | None) -> int:
 
 def _cell_result(cell, checks: list[_Check], offset: int, got: _Graded) -> GradeResult:
     """The grade of one test cell: all its checker calls pass, or 0 points."""
-    grade = _meta(cell)
+    grade = nbgrader_meta(cell)
     max_points = float(grade.get("points", 0) or 0)
     base = {"grade_id": str(grade.get("grade_id", "")), "max_points": max_points,
             "functions": [c.function for c in checks], "seed": got.seed,
@@ -411,8 +251,8 @@ def regrade_submission(
     checks = [c for cs in per_cell for c in cs]
     if limits is None:
         limits = Limits(wall_seconds=40 + Limits.cells_seconds + Limits.call_seconds * len(checks))
-    cells = [_plain_python(_student_code(submission, c)) for c in answer_cells(source)]
-    got = _sandbox(_prelude(source, cells), cells, checks, limits, seed)
+    cells = [plain_python(student_code(submission, c)) for c in answer_cells(source)]
+    got = _sandbox(prelude(source, cells), cells, checks, limits, seed)
     results, offset = {}, 0
     for cell, cs in zip(tests, per_cell, strict=True):
         result = _cell_result(cell, cs, offset, got)
@@ -430,13 +270,15 @@ def _sandbox(prelude, cells, checks: list[_Check], limits: Limits, seed: int) ->
     try:
         shutil.copyfile(RUNNER, job_dir / RUNNER.name)
         lib = library_copy(job_dir / "lib", references)
-        args, stdin = [str(lib), *_site_paths()], _job(prelude, cells, checks, limits)
+        exercises = [(c.function, c.cases) for c in checks]
+        stdin = encode_job(prelude, cells, exercises, limits.call_seconds, limits.cells_seconds)
+        args = [str(lib), *_site_paths()]
         run = run_sandboxed(job_dir, args, stdin, limits)
     except OSError:
         return _Graded({}, {}, None, limits, seed)
     finally:
         _remove(job_dir)
-    report, arrays = _parse(run.result)
+    report, arrays = parse_report(run.result)
     return _Graded(report, arrays, run, limits, seed)
 
 

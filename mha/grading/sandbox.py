@@ -23,6 +23,13 @@ data (:func:`numpy.load` with ``allow_pickle=False``), never as objects.
 ``mha.grading``) in which chosen reference functions raise ``ReferenceUsedError``
 instead of computing anything: their code is rewritten in the copied source, so
 no original is left in the sandbox to alias, rename or re-``exec``.
+
+What it does not protect against: a student who *writes* a correct answer with
+another library (``torch.softmax`` is allowed); code outside the answer cells
+(it is not run here at all); and, in the fallback only, reading files, signals
+to the grading process and processes that outlive the run. Where the kernel
+is unprivileged (JupyterHub), bubblewrap needs unprivileged user namespaces
+(``sysctl kernel.unprivileged_userns_clone=1`` on Debian) or a setuid ``bwrap``.
 """
 
 from __future__ import annotations
