@@ -25,6 +25,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,11 +38,12 @@ from mha.grading.coursework_report import (
     write_not_graded_page,
     write_report,
 )
-from mha.grading.coursework_run import Limits, run_limited
+from mha.grading.coursework_run import Limits, kernel_jail, run_limited
 from mha.grading.coursework_validate import validate_submission
 
 __all__ = ["grade", "grade_submission", "load_regrade", "apply_sandbox"]
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: its chapters hold the solutions
 VALIDATED = "validated"  # course_dir/validated/<student>/<assignment>/: what nbgrader grades
 SEED_FILE = ".grader_seed"  # the hidden test inputs' seed, only in the instructor's course folder
 
@@ -61,8 +63,14 @@ def _forget(course_dir: Path, assignment: str, student: str) -> None:
         shutil.rmtree(course_dir / part / student / assignment, ignore_errors=True)
 
 
-def grade_submission(course_dir: Path, assignment: str, student: str, limits: Limits) -> Outcome:
-    """Validate and autograde one student's submission in its own nbgrader process."""
+def grade_submission(
+    course_dir: Path, assignment: str, student: str, limits: Limits, jail: bool = True
+) -> Outcome:
+    """Validate and autograde one student's submission in its own nbgrader process.
+
+    With ``jail`` the kernel runs in bubblewrap (:func:`~mha.grading.coursework_run.kernel_jail`):
+    read-only files, no view of the course folder or the chapters but this submission.
+    """
     course_dir = Path(course_dir)
     notebook = course_dir / "submitted" / student / assignment / f"{assignment}.ipynb"
     source = course_dir / "source" / assignment / f"{assignment}.ipynb"
@@ -75,7 +83,10 @@ def grade_submission(course_dir: Path, assignment: str, student: str, limits: Li
     args = ["autograde", assignment, f"--student={student}", "--force",
             f"--CourseDirectory.submitted_directory={VALIDATED}",
             f"--Execute.timeout={limits.cell_s}", *limits.extra]  # fmt: skip
-    code, log = run_limited(args, course_dir, limits)
+    with tempfile.TemporaryDirectory(prefix="mha-jail-") as scratch:
+        shown = [course_dir / VALIDATED / student / assignment]
+        env = kernel_jail([course_dir, ROOT / "chapters"], shown, Path(scratch)) if jail else {}
+        code, log = run_limited(args, course_dir, limits, env)
     graded = course_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
     if code == 0 and graded.exists():
         return Outcome(student, "graded", changes=check.changes)
@@ -99,13 +110,20 @@ def load_regrade() -> Callable | None:
     return regrade_submission
 
 
-def _result_score(result) -> tuple[float, str]:
-    """``(score, message)`` of one grade id's sandbox result (a number, a mapping or an object)."""
+def _result_score(result) -> tuple[float | None, str]:
+    """``(score or None, message)`` of one grade id's sandbox result.
+
+    A :class:`mha.grading.regrade.GradeResult` (``points``, ``feedback``), a mapping
+    with the same keys (or ``score``/``message``), or a bare number. ``None``: the
+    sandbox did not re-grade that cell, so nbgrader's in-kernel score stands.
+    """
     if isinstance(result, int | float):
         return float(result), ""
     get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
-    message = get("message") or get("feedback") or get("reason") or ""
-    return float(get("score")), str(message)
+    score = get("points")
+    score = get("score") if score is None else score
+    message = get("feedback") or get("message") or ""
+    return (None if score is None else float(score)), str(message)
 
 
 def _seed(course_dir: Path) -> int:
@@ -137,6 +155,9 @@ def apply_sandbox(course_dir: Path, assignment: str, outcome: Outcome, regrade: 
     with Gradebook(f"sqlite:///{Path(course_dir) / 'gradebook.db'}") as gb:
         for gid, result in sorted(results.items()):
             score, message = _result_score(result)
+            outcome.fallback |= getattr(result, "sandbox", "bwrap") not in ("bwrap", "")
+            if score is None:
+                continue
             g = gb.find_grade(gid, assignment, assignment, outcome.student)
             if g.auto_score is not None and abs(g.auto_score - score) > 1e-9:
                 outcome.sandbox.append(f"{gid}: in-kernel {g.auto_score:g}, sandbox {score:g}"

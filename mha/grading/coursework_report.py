@@ -56,6 +56,7 @@ class Outcome:
     sandbox: list[str] = field(default_factory=list)  # where the sandbox disagreed
     notes: dict[str, str] = field(default_factory=dict)  # grade id -> the sandbox's message
     previous_overrides: set[str] = field(default_factory=set)
+    fallback: bool = False  # the sandbox ran without bubblewrap (python -I only)
 
     @classmethod
     def not_graded(cls, student: str, kind: str, reason: str, advice: str = "") -> Outcome:
@@ -144,6 +145,9 @@ def write_report(course_dir: Path, assignment: str, outcomes: list[Outcome], san
              f"{len(flagged)} flagged by the sandbox re-grade."]  # fmt: skip
     if not sandbox:
         lines.append("WARNING: no sandbox re-grade ran; in-kernel scores can be fooled.")
+    if any(o.fallback for o in outcomes):
+        lines.append("WARNING: bubblewrap (bwrap) was not usable: the re-grade ran in a plain "
+                     "`python -I` process (see instructors.md).")  # fmt: skip
     if bad:
         lines.append("\nNot graded (student: reason; what to do):")
         lines += [f"- {o.student}: {o.reason}; {o.advice}" for o in bad]

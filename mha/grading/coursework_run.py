@@ -12,9 +12,12 @@ runs in a session of its own) when the wall-clock limit passes. Linux and macOS
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Limits", "run_limited"]
+__all__ = ["Limits", "run_limited", "kernel_jail"]
 
 
 @dataclass
@@ -60,12 +63,50 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
+def bwrap_usable() -> bool:
+    """Whether bubblewrap runs here (installed, and user namespaces allowed for this user)."""
+    bwrap = shutil.which("bwrap")
+    probe = [str(bwrap), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
+    return bool(bwrap) and subprocess.run(probe, capture_output=True).returncode == 0
+
+
+def kernel_jail(hide: list[Path], show: list[Path], scratch: Path) -> dict[str, str]:
+    """Environment variables that make nbgrader start its ``python3`` kernel in bubblewrap.
+
+    The kernel sees the file system read-only, with a private ``/tmp`` (also its
+    ``HOME``), without the folders in ``hide`` (the course folder, the chapters),
+    except the folders in ``show`` (the student's own submission, read-only). It
+    dies with nbgrader. A kernel spec named ``python3`` is written under
+    ``scratch`` and put first on ``JUPYTER_PATH``; the connection file lives in
+    ``scratch/runtime``. Returns ``{}`` (and warns) where bubblewrap is not usable.
+    """
+    if not bwrap_usable():
+        print("WARNING: bubblewrap (bwrap) is not usable here: the grading kernel runs with "
+              "your rights and can write to your files", file=sys.stderr)  # fmt: skip
+        return {}
+    runtime, spec = scratch / "runtime", scratch / "share" / "kernels" / "python3"
+    runtime.mkdir(parents=True, exist_ok=True)
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [str(shutil.which("bwrap")), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--tmpfs", "/tmp", "--setenv", "HOME", "/tmp", "--die-with-parent"]  # fmt: skip
+    for path in hide:
+        argv += ["--tmpfs", str(path)] if Path(path).is_dir() else []
+    for path in (*show, runtime, "{connection_file}"):  # jupyter_client fills in the last
+        argv += ["--ro-bind", str(path), str(path)]
+    argv += [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "Python 3 (grading jail)", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
+    path = os.environ.get("JUPYTER_PATH", "")
+    return {"JUPYTER_PATH": os.pathsep.join(p for p in (str(scratch / "share"), path) if p),
+            "JUPYTER_RUNTIME_DIR": str(runtime)}  # fmt: skip
+
+
 def _preload() -> None:
     """Import nbgrader here, once, so that every forked child starts with it loaded."""
     import nbgrader.apps.nbgraderapp  # noqa: F401
 
 
-def _child(args: list[str], cwd: Path, limits: Limits, log_fd: int) -> int:
+def _child(args: list[str], cwd: Path, limits: Limits, log_fd: int, env: dict) -> int:
     """Run ``nbgrader <args>`` in this (forked) process; its return code."""
     os.setsid()
     cpu = int(limits.wall_s) + 1
@@ -78,6 +119,7 @@ def _child(args: list[str], cwd: Path, limits: Limits, log_fd: int) -> int:
     os.chdir(cwd)
     bin_dir = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.update(env)
     from jupyter_core.application import NoStart
     from nbgrader.apps.nbgraderapp import NbGraderApp
 
@@ -109,9 +151,12 @@ def _wait(pid: int, wall_s: float) -> int | None:
         time.sleep(0.05)
 
 
-def run_limited(args: list[str], cwd: Path, limits: Limits) -> tuple[int | None, str]:
+def run_limited(
+    args: list[str], cwd: Path, limits: Limits, env: dict | None = None
+) -> tuple[int | None, str]:
     """Run ``nbgrader <args>`` in ``cwd`` under ``limits``: ``(return code or None, log)``.
 
+    ``env``: more environment variables for the command (see :func:`kernel_jail`).
     The return code is None when the wall-clock limit killed the command, and
     negative (minus the signal) when a signal did, for example the CPU limit.
     """
@@ -123,7 +168,7 @@ def run_limited(args: list[str], cwd: Path, limits: Limits) -> tuple[int | None,
         if pid == 0:  # the child never returns from here
             code = 1
             try:
-                code = _child(args, Path(cwd), limits, log.fileno())
+                code = _child(args, Path(cwd), limits, log.fileno(), env or {})
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
