@@ -293,3 +293,15 @@ def test_a_real_chapter_end_to_end(tmp_path):
     nbformat.write(source, tmp_path / "blank.ipynb")
     blank = regrade_submission(tmp_path / "blank.ipynb", tmp_path / "source.ipynb")
     assert [blank[k].points for k in ("test_my_softmax", "test_my_attention")] == [0.0, 0.0]
+
+
+@needs_bwrap
+def test_a_sandbox_that_fails_to_start_is_reported_not_blamed_on_the_student(tmp_path, monkeypatch):
+    """bwrap failing to set up (here: a bind of a missing folder) is not a student's crash."""
+    real = sandbox._bwrap_command
+    missing = str(tmp_path / "missing")
+    monkeypatch.setattr(sandbox, "_bwrap_command",
+                        lambda *a: [*real(*a)[:-1], "--ro-bind", missing, missing, "--"])  # fmt: skip
+    result = grade(tmp_path, GOOD)["test_my_softmax"]
+    assert (result.points, result.status) == (0.0, "sandbox-failed"), result
+    assert "nothing of yours ran" in result.feedback

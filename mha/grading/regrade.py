@@ -176,8 +176,11 @@ class _Graded:
 
     def failure(self) -> tuple[str, str]:
         """``(status, feedback)`` when there is no report at all."""
-        if self.run is None:
-            return "sandbox-failed", f"{FAIL} The grading sandbox could not start."
+        if self.run is None or not self.run.started:
+            return "sandbox-failed", (
+                f"{FAIL} The grading sandbox could not start, so this test was not re-graded "
+                "(nothing of yours ran): the instructor will look at it."
+            )
         if self.run.timed_out or _signal(self.run.returncode) in (signal.SIGALRM, signal.SIGXCPU):
             return "timeout", (
                 f"{FAIL} Grading ran out of time while running your answer cells: look for a "

@@ -44,7 +44,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -60,6 +60,7 @@ __all__ = [
 LIBRARY = Path(__file__).resolve().parents[1]  # the mha package
 RUNNER = Path(__file__).with_name("sandbox_runner.py")
 REFERENCE_ERROR = "ReferenceUsedError"
+STARTED = "mha-sandbox-runner: started"  # the runner's first line on stderr
 FALLBACK_WARNING = (
     "bubblewrap (bwrap) is not available{why}: students' code runs in a plain `python -I` "
     "process with resource limits, which can still READ the file system (chapters/, "
@@ -94,7 +95,7 @@ class SandboxRun:
     stdout: str = ""
     stderr: str = ""
     warning: str = ""  # set in the fallback
-    notes: list[str] = field(default_factory=list)
+    started: bool = True  # False: bwrap failed to set up the sandbox (nothing of theirs ran)
 
 
 # ---------------------------------------------------------------------------
@@ -315,7 +316,9 @@ def run_sandboxed(job_dir: Path, args: list[str], stdin: bytes, limits: Limits =
     for t in (*drains, result):
         t.join(5)
     out, err = (d.data().decode(errors="replace") for d in drains)
-    return SandboxRun(mode, proc.returncode, timed_out, result.data(), out, err, warning)
+    run = SandboxRun(mode, proc.returncode, timed_out, result.data(), out, err, warning)
+    run.started = bool(why) or err.startswith(STARTED)  # the runner's first words
+    return run
 
 
 def _wait(proc: subprocess.Popen, seconds: float) -> bool:

@@ -226,6 +226,7 @@ class _NoShell:
 
 def main() -> None:
     """Read the job, run it, write the report to the result pipe."""
+    os.write(2, b"mha-sandbox-runner: started\n")  # the grader knows the sandbox is up
     result_fd, lib, *site = sys.argv[1:]
     sys.path[:0] = [lib]
     sys.path.extend(site)
