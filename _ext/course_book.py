@@ -15,8 +15,10 @@ Two jobs, each small:
 
 2. **The repository URL is one setting.** ``repository.url`` in ``_config.yml``
    drives the launch buttons (Colab, Binder, JupyterHub via nbgitpuller) and the
-   MyST substitutions ``{{ repo_url }}``, ``{{ repo_link }}`` and
-   ``{{ clone_command }}`` that pages use for "clone the repository". While the
+   MyST substitutions ``{{ repo_url }}``, ``{{ repo_link }}``, ``{{ clone_command }}``
+   (inline code) and ``{{ clone_block }}`` (a code block, on a line of its own:
+   ``git clone URL mha-course && cd mha-course``) that pages use for "clone the
+   repository". While the
    URL is empty (the course has no public address yet) the launch buttons are
    switched off, because they cannot point anywhere, and the substitutions say
    "the course repository" instead of a URL.
@@ -35,16 +37,12 @@ NO_URL_TEXT = "the course repository"
 
 def substitutions(url: str) -> dict[str, str]:
     """The MyST substitutions for repository URL ``url`` (``""`` when unset)."""
-    if not url:
-        return {
-            "repo_url": NO_URL_TEXT,
-            "repo_link": NO_URL_TEXT,
-            "clone_command": "`git clone <URL of the course repository>`",
-        }
+    target = url or "<URL of the course repository>"
     return {
-        "repo_url": url,
-        "repo_link": f"[{url}]({url})",
-        "clone_command": f"`git clone {url}`",
+        "repo_url": url or NO_URL_TEXT,
+        "repo_link": f"[{url}]({url})" if url else NO_URL_TEXT,
+        "clone_command": f"`git clone {target}`",
+        "clone_block": f"```bash\ngit clone {target} mha-course && cd mha-course\n```",
     }
 
 

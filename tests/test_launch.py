@@ -84,6 +84,7 @@ def test_repository_url_drives_substitutions():
     config = _settings(EXAMPLE_REPO + "/")
     assert config.myst_substitutions["repo_url"] == EXAMPLE_REPO
     assert config.myst_substitutions["clone_command"] == f"`git clone {EXAMPLE_REPO}`"
+    assert f"git clone {EXAMPLE_REPO} mha-course" in config.myst_substitutions["clone_block"]
     assert "launch_buttons" in config.html_theme_options
 
 
