@@ -305,3 +305,11 @@ def test_a_sandbox_that_fails_to_start_is_reported_not_blamed_on_the_student(tmp
     result = grade(tmp_path, GOOD)["test_my_softmax"]
     assert (result.points, result.status) == (0.0, "sandbox-failed"), result
     assert "nothing of yours ran" in result.feedback
+
+
+def test_only_the_cells_the_graded_functions_need_run():
+    cells = ["def my_softmax(x):\n    return helper(x)", "import torch\ndef object_lens():\n    pass",
+             "def helper(x):\n    return x", "print('top level')", "def f(x=print(1)):\n    pass",
+             "def broken(:"]  # fmt: skip
+    kept = regrade_io.needed_cells(cells, {"my_softmax"})
+    assert kept == [cells[0], "", cells[2], cells[3], cells[4], cells[5]]

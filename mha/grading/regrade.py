@@ -56,6 +56,7 @@ from mha.grading.regrade_io import (
     encode_job,
     graded_cells,
     nbgrader_meta,
+    needed_cells,
     parse_report,
     plain_python,
     prelude,
@@ -255,6 +256,7 @@ def regrade_submission(
     if limits is None:
         limits = Limits(wall_seconds=40 + Limits.cells_seconds + Limits.call_seconds * len(checks))
     cells = [plain_python(student_code(submission, c)) for c in answer_cells(source)]
+    cells = needed_cells(cells, {c.function for c in checks})
     got = _sandbox(prelude(source, cells), cells, checks, limits, seed)
     results, offset = {}, 0
     for cell, cs in zip(tests, per_cell, strict=True):

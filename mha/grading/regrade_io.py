@@ -21,6 +21,7 @@ import numpy as np
 from mha.grading.checks import Case, Outcome, Run
 
 __all__ = ["nbgrader_meta", "answer_cells", "graded_cells", "student_code", "plain_python",
+           "needed_cells",
            "prelude", "encode_job", "parse_report", "decode", "run_of"]  # fmt: skip
 
 PRELUDE_PACKAGES = {"numpy", "torch", "math", "mha", "copy", "dataclasses", "functools"}
@@ -70,6 +71,64 @@ def plain_python(code: str) -> str:
         return TransformerManager().transform_cell(code)
     except Exception:  # no IPython, or code it cannot parse: the sandbox reports the error
         return code
+
+
+def _inert(node: ast.stmt) -> bool:
+    """Whether running ``node`` only binds names: an import, or a plain ``def``.
+
+    A decorator, a default value or an annotation that calls something runs
+    code when the ``def`` runs, so such a ``def`` is not inert.
+    """
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return True
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.decorator_list:
+        return False
+    a = node.args
+    parts = [*a.defaults, *a.kw_defaults, node.returns, a.vararg, a.kwarg]
+    parts += [x.annotation for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    return not any(isinstance(n, ast.Call | ast.Lambda | ast.NamedExpr)
+                   for p in parts if p is not None for n in ast.walk(p))  # fmt: skip
+
+
+def _names(code: str) -> tuple[set[str], set[str]] | None:
+    """``(defined, used)`` names of a cell that only defines, or ``None`` (it must run)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    if not all(_inert(node) for node in tree.body):
+        return None
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            defined |= {a.asname or a.name.split(".")[0] for a in node.names}
+        else:
+            defined.add(node.name)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return defined, used
+
+
+def needed_cells(cells: list[str], functions: set[str]) -> list[str]:
+    """The answer cells the graded ``functions`` need (the others become empty).
+
+    A cell that only defines (imports, plain ``def``\\ s) is needed when it
+    defines a graded function or a name that a needed cell uses; any other cell
+    (top-level code, a syntax error) always runs, as it would in the notebook.
+    """
+    names = [_names(code) for code in cells]
+    keep = [n is None for n in names]
+    wanted = set(functions)
+    for i, code in enumerate(cells):
+        if keep[i]:
+            wanted |= set(re.findall(r"[A-Za-z_]\w*", code))
+    changed = True
+    while changed:
+        changed = False
+        for i, found in enumerate(names):
+            if found and not keep[i] and found[0] & wanted:
+                keep[i], changed = True, True
+                wanted |= found[1]
+    return [code if k else "" for code, k in zip(cells, keep, strict=True)]
 
 
 def prelude(source, cells: list[str] = ()) -> list[str]:
