@@ -53,7 +53,7 @@ HEAD_RECIPES: dict[str, tuple[dict[str, float], dict[str, float]]] = {
 
 
 def embeddings(noise: float = 0.05, seed: int = 0) -> np.ndarray:
-    """Embeddings of :data:`mha.course.example.TOKENS` with the features :data:`FEATURES`, ``(9, 12)``.
+    """Embeddings ``(9, 12)`` of :data:`mha.course.example.TOKENS`, features :data:`FEATURES`.
 
     Introduced in Chapter 2. Columns 0 to 7 are
     ``mha.course.example.toy_embeddings(noise, seed)``; columns 8 to 11 are the
