@@ -421,3 +421,12 @@ def test_checkers_inside_a_jupyter_kernel():
     text = lambda i: "".join(o.get("text", "") for o in nb.cells[i].outputs)  # noqa: E731
     assert "did not finish within 1 s" in text(2)
     assert "✅ my_causal_mask passed" in text(4) and "False True" in text(4)
+
+
+def test_feedback_keeps_the_function_name_lower_case(capsys):
+    def my_softmax(x, axis=-1):
+        raise ValueError("something went wrong")
+
+    assert checks.check_softmax(my_softmax) is False
+    out = capsys.readouterr().out
+    assert "   my_softmax raised ValueError" in out and "My_softmax" not in out, out

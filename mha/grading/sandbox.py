@@ -81,7 +81,7 @@ class Limits:
     tmp_bytes: int = 64 << 20  # its private /tmp (bwrap only)
     output_bytes: int = 64 << 10  # stdout/stderr kept (the rest is read and dropped)
     result_bytes: int = 256 << 20  # results read back at most
-    processes: int = 64  # on top of those the user already runs
+    processes: int = 256  # on top of those the user already runs (a fork bomb stops there)
 
 
 @dataclass
