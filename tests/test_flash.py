@@ -224,3 +224,22 @@ def test_numpy_twin_bad_input_raises_value_error():
         flash_attention_numpy(q, q, q, attn_mask=np.zeros((4, 3), dtype=bool))
     with pytest.raises(ValueError, match="q must have 4 dims"):
         flash_attention_numpy(q[0], q, q)
+
+
+def test_peak_memory_stays_near_the_output_size():
+    """In a fresh process (benchmarks/bench_flash.py's worker), L = 2048, h = 8, d = 64:
+    flash-style adds at most 2x its output's bytes; the naive (L, S) matrix alone would be 64x."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_flash.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--worker", "flash", "2048"],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    scores_bytes = 8 * 2048 * 2048 * 4
+    assert result["extra_bytes"] <= 2 * result["output_bytes"], result
+    assert result["extra_bytes"] < scores_bytes / 16, result
