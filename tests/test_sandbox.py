@@ -176,6 +176,16 @@ def test_assert_only_exercise_eq_trick(tmp_path):
     assert ok["test_my_param_count"].points == 2.0
 
 
+@needs_bwrap
+def test_inputs_depend_on_the_seed_and_on_the_code(tmp_path):
+    """Inputs leaked through an error message cannot be hard-coded in the next submission."""
+    leak = "def my_softmax(x, axis=-1):\n    raise ValueError(repr(np.asarray(x).ravel()[:2]))\n"
+    feedback = lambda code, seed: grade(tmp_path, code, seed=seed)["test_my_softmax"].feedback  # noqa: E731
+    first = feedback(leak, 7)
+    assert first == feedback(leak, 7)  # reproducible
+    assert first != feedback(leak + "# changed\n", 7) and first != feedback(leak, 8)
+
+
 def test_test_cell_without_checker_is_not_regraded(tmp_path):
     nb = notebook(GOOD)
     nb.cells[-1].source = "assert my_softmax([0.0, 0.0])[0] == 0.5"

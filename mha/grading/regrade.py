@@ -6,9 +6,10 @@ The trusted side of the sandboxed re-grade. For one submitted notebook it
    student's copy) for the answer cells (nbgrader ``solution`` cells), the
    graded test cells, their points and the checker calls in them
    (``mha.grading.checks.check_softmax(my_softmax)``);
-2. draws fresh test inputs from a seed that only the grader holds
-   (``secrets`` when ``seed`` is ``None``), so outputs hard-coded for the visible
-   examples fail;
+2. draws fresh test inputs from a seed that only the grader holds (``secrets``
+   when ``seed`` is ``None``) and the answers' code, so outputs hard-coded for the
+   visible examples fail, and inputs quoted in one round's feedback (an error
+   message can quote them) are no use in the next submission;
 3. runs the code of the student's answer cells, and nothing else of theirs, in
    :mod:`mha.grading.sandbox` (bubblewrap: no network, no view of the course,
    the chapters or other submissions, a read-only library copy in which the
@@ -38,6 +39,7 @@ nbgrader's in-kernel score is all there is for it. A test cell is all or nothing
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -98,8 +100,8 @@ class _Check:
 # ---------------------------------------------------------------------------
 
 
-def _checks(cell, index: int, seed: int) -> list[_Check]:
-    """The checker calls of a test cell, each with cases drawn from the hidden seed."""
+def _checks(cell, index: int, entropy: list[int]) -> list[_Check]:
+    """The checker calls of a test cell, each with cases drawn from ``entropy`` (seed, code)."""
     found = []
     matches = CHECK_CALL.finditer(cell.source)
     calls = dict.fromkeys((m["call"].split(".")[-1], m["fn"]) for m in matches)
@@ -108,7 +110,7 @@ def _checks(cell, index: int, seed: int) -> list[_Check]:
         pairs = [(e, f) for f, e in BY_FUNCTION.items() if re.search(rf"\b{f}\b", cell.source)]
     for k, (exercise, function) in enumerate(pairs):
         if exercise is not None:
-            cases = exercise.cases(np.random.default_rng([seed, index, k]))
+            cases = exercise.cases(np.random.default_rng([*entropy, index, k]))
             found.append(_Check(exercise, function, cases))
     return found
 
@@ -239,8 +241,9 @@ def regrade_submission(
     """Re-grade ``notebook`` in the sandbox: ``{grade_id: GradeResult}`` per graded test cell.
 
     ``source_notebook`` is the assignment's nbgrader source (with solutions): it
-    alone says which cells are answers and tests. ``seed`` draws the hidden
-    inputs (a fresh secret one when ``None``; ``GradeResult.seed`` records it).
+    alone says which cells are answers and tests. ``seed`` and the answers' code
+    draw the hidden inputs (a fresh secret seed when ``None``; ``GradeResult.seed``
+    records it), so the same submission gets the same inputs with the same seed.
     ``limits`` default to :class:`~mha.grading.sandbox.Limits` with a wall-clock
     limit that grows with the number of checker calls.
     """
@@ -250,12 +253,15 @@ def regrade_submission(
         submission = nbformat.read(notebook, as_version=4)
     except Exception:  # an unreadable file: every answer is empty
         submission = None
+    cells = [plain_python(student_code(submission, c)) for c in answer_cells(source)]
+    # The inputs depend on the answers' code too: inputs that leaked into one round's
+    # feedback (an error message can quote them) are no use in the next submission.
+    code = int.from_bytes(hashlib.sha256("\0".join(cells).encode()).digest()[:8], "big")
     tests = graded_cells(source)
-    per_cell = [_checks(cell, i, seed) for i, cell in enumerate(tests)]
+    per_cell = [_checks(cell, i, [seed, code]) for i, cell in enumerate(tests)]
     checks = [c for cs in per_cell for c in cs]
     if limits is None:
         limits = Limits(wall_seconds=40 + Limits.cells_seconds + Limits.call_seconds * len(checks))
-    cells = [plain_python(student_code(submission, c)) for c in answer_cells(source)]
     cells = needed_cells(cells, {c.function for c in checks})
     got = _sandbox(prelude(source, cells), cells, checks, limits, seed)
     results, offset = {}, 0
