@@ -135,3 +135,20 @@ def check_figures(tab, page: str, theme: str, folder: Path) -> None:
         where = f"{page} figure {i + 1} ({theme} theme)"
         assert panel >= MIN_PANEL_LUMINANCE, f"{where}: panel luminance {panel:.2f} is dark"
         assert contrast >= MIN_CONTRAST, f"{where}: contrast {contrast:.1f} < {MIN_CONTRAST}"
+
+
+def test_readability_check_is_not_vacuous():
+    """A transparent figure on the dark page (dark panel, dark ink) fails; a light panel passes."""
+    from PIL import Image, ImageDraw
+
+    def png(panel, ink) -> bytes:
+        img = Image.new("RGB", (200, 100), panel)
+        ImageDraw.Draw(img).rectangle((20, 40, 180, 60), fill=ink)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    panel, ink = panel_and_ink(png((18, 18, 18), (40, 40, 40)))
+    assert panel < MIN_PANEL_LUMINANCE and (panel + 0.05) / (ink + 0.05) < MIN_CONTRAST
+    panel, ink = panel_and_ink(png((255, 255, 255), (0, 0, 0)))
+    assert panel == 1.0 and (panel + 0.05) / (ink + 0.05) == pytest.approx(21.0)
