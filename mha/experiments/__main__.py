@@ -51,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lrs", type=_floats, help="comma-separated learning rates (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
-    parser.add_argument("--resume", type=Path, help="folder that keeps every finished run (jsonl)"
-                        " and skips those on a re-run")  # fmt: skip
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        help="folder that keeps every finished run (jsonl) and skips those on a re-run",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -89,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     jobs = {n: sweep_jobs(n, args.heads, args.seeds, args.lrs) for n in names}
     args.out.mkdir(parents=True, exist_ok=True)
     cache = _cached(args.resume)
-    done = {n: {i: cache[_key(n, j)] for i, j in enumerate(js) if _key(n, j) in cache}
-            for n, js in jobs.items()}  # fmt: skip
+    done = {
+        n: {i: cache[_key(n, j)] for i, j in enumerate(js) if _key(n, j) in cache}
+        for n, js in jobs.items()
+    }
     todo = [(n, i) for n, i in _ordered(jobs) if i not in done[n]]
     one_thread()
     start = time.perf_counter()

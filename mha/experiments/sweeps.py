@@ -37,8 +37,19 @@ from mha.experiments import metrics
 from mha.experiments.tasks import task_rng
 from mha.experiments.train import Config, make_data, train
 
-__all__ = ["SWEEPS", "CONFIGS", "DEFAULTS", "SHARED_LR", "THRESHOLDS", "run_sweep",
-           "sweep_configs", "versions", "machine", "mean_std", "probe_indices"]  # fmt: skip
+__all__ = [
+    "SWEEPS",
+    "CONFIGS",
+    "DEFAULTS",
+    "SHARED_LR",
+    "THRESHOLDS",
+    "run_sweep",
+    "sweep_configs",
+    "versions",
+    "machine",
+    "mean_std",
+    "probe_indices",
+]
 
 SHARED_LR = 3e-3  # the learning rate of every sweep; learning_rate tries a third and 3x
 CONFIGS = {
@@ -65,8 +76,13 @@ PROBE_SEEDS = (0, 1, 2)  # seeds whose attention maps on the probe sequences are
 
 def versions() -> dict:
     """The package versions that produced a result (Chapter 7)."""
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "tqdm": tqdm.__version__, "mha": mha.__version__}  # fmt: skip
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "tqdm": tqdm.__version__,
+        "mha": mha.__version__,
+    }
 
 
 def cpu_model() -> str:
@@ -83,8 +99,12 @@ def cpu_model() -> str:
 def machine() -> dict:
     """Where a result was computed: CPU, torch's SIMD level, threads, kernel settings."""
     env = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS")}
-    return {"cpu": cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_threads": torch.get_num_threads(), "env": env}  # fmt: skip
+    return {
+        "cpu": cpu_model(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "env": env,
+    }
 
 
 def mean_std(values: Sequence[float]) -> dict:
@@ -109,8 +129,14 @@ def _head_roles(model, cfg: Config) -> list[dict]:
     for w in metrics.attention_weights(model, test):  # (N, h, L, L) per layer
         prev, marked = metrics.relation_shares(w, test.marked)
         offset, share = metrics.offset_shares(w, metrics.scored_queries(test))
-        roles.append({"prev_share": prev.tolist(), "marked_share": marked.tolist(),
-                      "offset": offset.tolist(), "offset_share": share.tolist()})  # fmt: skip
+        roles.append(
+            {
+                "prev_share": prev.tolist(),
+                "marked_share": marked.tolist(),
+                "offset": offset.tolist(),
+                "offset_share": share.tolist(),
+            }
+        )
     return roles
 
 
@@ -129,11 +155,19 @@ def _division(model, cfg: Config) -> dict:
     by_value = [
         [t[value == v].mean(0).tolist() for v in range(cfg.vocab_size)] for t in (prev, mark)
     ]
-    rates = {str(t): metrics.division_of_labour(prev, mark, t).double().mean().item()
-             if cfg.num_heads > 1 else None for t in THRESHOLDS}  # fmt: skip
+    rates = {
+        str(t): metrics.division_of_labour(prev, mark, t).double().mean().item()
+        if cfg.num_heads > 1
+        else None
+        for t in THRESHOLDS
+    }
     # with one head no sequence can be divided: the rate is undefined (None), not 0
-    return {"division_rate": rates["0.5"], "division_rate_at": rates,
-            "prev_share_by_value": by_value[0], "marked_share_by_value": by_value[1]}  # fmt: skip
+    return {
+        "division_rate": rates["0.5"],
+        "division_rate_at": rates,
+        "prev_share_by_value": by_value[0],
+        "marked_share_by_value": by_value[1],
+    }
 
 
 def specialisation_run(cfg: Config, seed: int, progress: bool) -> dict:
@@ -192,8 +226,13 @@ def sweep_configs(
     heads, lrs = tuple(heads or DEFAULTS[name][0]), tuple(lrs or DEFAULTS[name][2])
     if name != "fixed_d_head":
         return [replace(base, num_heads=h, lr=lr) for h in heads for lr in lrs]
-    return [replace(base, num_heads=h, lr=lr, d_model=FIXED_D_HEAD * h,
-                    dim_feedforward=2 * FIXED_D_HEAD * h) for h in heads for lr in lrs]  # fmt: skip
+    return [
+        replace(
+            base, num_heads=h, lr=lr, d_model=FIXED_D_HEAD * h, dim_feedforward=2 * FIXED_D_HEAD * h
+        )
+        for h in heads
+        for lr in lrs
+    ]
 
 
 def sweep_jobs(
@@ -235,10 +274,18 @@ def sweep_result(
     points = len(sweep_configs(name, heads, lrs))
     done = [s for s in planned if sum(r["seed"] == s for r in runs) == points]
     runs = [r for r in runs if r["seed"] in done]
-    return {"sweep": name, "config": CONFIGS[name].to_dict(), "heads": list(heads),
-            "seeds": done, "planned_seeds": list(planned), "complete": len(done) == len(planned),
-            "lrs": list(lrs or DEFAULTS[name][2]), "versions": versions(), "machine": machine(),
-            "runs": runs}  # fmt: skip
+    return {
+        "sweep": name,
+        "config": CONFIGS[name].to_dict(),
+        "heads": list(heads),
+        "seeds": done,
+        "planned_seeds": list(planned),
+        "complete": len(done) == len(planned),
+        "lrs": list(lrs or DEFAULTS[name][2]),
+        "versions": versions(),
+        "machine": machine(),
+        "runs": runs,
+    }
 
 
 def run_sweep(

@@ -64,9 +64,14 @@ class TaskModel(nn.Module):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.encoder = Encoder(
-            cfg.num_layers, cfg.d_model, cfg.num_heads, cfg.dim_feedforward,
-            vocab_size=2 * cfg.vocab_size, max_len=cfg.seq_len, dtype=DTYPE,
-        )  # fmt: skip
+            cfg.num_layers,
+            cfg.d_model,
+            cfg.num_heads,
+            cfg.dim_feedforward,
+            vocab_size=2 * cfg.vocab_size,
+            max_len=cfg.seq_len,
+            dtype=DTYPE,
+        )
         self.readout = nn.Linear(cfg.d_model, cfg.vocab_size, dtype=DTYPE)
 
     def forward(
@@ -85,8 +90,16 @@ def progress_bar(total: int, desc: str, enable: bool = True) -> tqdm:
     Plain text on stderr (Jupyter redraws it in place); ``ncols`` is fixed so
     the bar's width does not depend on the terminal.
     """
-    return tqdm(total=total, desc=desc, disable=not enable, bar_format=BAR_FORMAT, ncols=80,
-                ascii=False, mininterval=0.5, file=sys.stderr)  # fmt: skip
+    return tqdm(
+        total=total,
+        desc=desc,
+        disable=not enable,
+        bar_format=BAR_FORMAT,
+        ncols=80,
+        ascii=False,
+        mininterval=0.5,
+        file=sys.stderr,
+    )
 
 
 def task_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -132,8 +145,12 @@ def _evaluate(model, cfg: Config, seed: int, test: TaskBatch, step: int, loss: f
         logits = model(test.tokens)  # one forward for the test loss and accuracy
     scored = test.targets != IGNORE
     correct = int((logits.argmax(-1)[scored] == test.targets[scored]).sum())
-    point = {"step": step, "train_loss": loss, "test_acc": correct / int(scored.sum()),
-             "test_loss": task_loss(logits, test.targets).item()}  # fmt: skip
+    point = {
+        "step": step,
+        "train_loss": loss,
+        "test_acc": correct / int(scored.sum()),
+        "test_loss": task_loss(logits, test.targets).item(),
+    }
     if cfg.train_size is not None:
         train_set = make_data(cfg, cfg.train_size, seed, "train_set")
         point["train_acc"] = _fraction(accuracy(model, train_set))
@@ -168,8 +185,14 @@ def train(
 
 
 def _record(model, cfg: Config, seed: int, test: TaskBatch, curve: list[dict]) -> dict:
-    record = {"num_heads": cfg.num_heads, "d_model": cfg.d_model, "lr": cfg.lr, "seed": seed,
-              "num_params": sum(p.numel() for p in model.parameters()), "curve": curve}  # fmt: skip
+    record = {
+        "num_heads": cfg.num_heads,
+        "d_model": cfg.d_model,
+        "lr": cfg.lr,
+        "seed": seed,
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "curve": curve,
+    }
     record["test_correct"], record["test_total"] = accuracy(model, test)
     if cfg.train_size is not None:
         train_set = make_data(cfg, cfg.train_size, seed, "train_set")
