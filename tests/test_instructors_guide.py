@@ -25,8 +25,14 @@ def test_chapter_table_matches_the_notebooks():
 
 def test_guide_commands_exist():
     sub = cw._parser()._subparsers._group_actions[0].choices
-    for command in re.findall(r"python -m mha\.coursework ([\w-]+)", GUIDE):
+    commands = re.findall(r"python -m mha\.grading\.coursework ([\w-]+)", GUIDE)
+    assert {"course", "grade", "demo", "guide"} <= set(commands)
+    for command in commands:
         assert command in sub, command
+    options = {o for action in sub["grade"]._actions for o in action.option_strings}
+    options |= {o for action in sub["course"]._actions for o in action.option_strings}
+    for option in set(re.findall(r"`(--[\w-]+)", GUIDE)) - {"--force"}:  # nbgrader's own
+        assert option in options, f"the guide names {option}, which course/grade do not have"
     makefile = (ROOT / "Makefile").read_text()
     for target in set(re.findall(r"(?:^|`)make ([\w-]+)", GUIDE, re.M)):
         assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no target {target}"

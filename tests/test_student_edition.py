@@ -1,7 +1,8 @@
 """The student edition has no solutions; the normal edition keeps them, collapsed.
 
-Both editions of a small fixture book (one chapter with two coding exercises
-and a written one, tagged as in CONTRIBUTING.md) are built with jupyter-book.
+Both editions of a small fixture book (one chapter with three coding exercises
+and a written one, tagged as in CONTRIBUTING.md, and an instructors' page with an
+instructors-only part) are built with jupyter-book.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import html
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from mha.grading.student_edition import build_book, build_student_edition
+from mha.grading.student_edition import build_book, build_student_edition, strip_instructors_only
 
 BOOK = Path(__file__).parent / "fixtures" / "book"
 SOLUTIONS = [  # code and prose that only the solution cells contain
@@ -63,3 +65,36 @@ def test_normal_edition_shows_solutions_in_collapsible_blocks(editions):
     dropdown = re.search(r'<div class="dropdown admonition">(.*?)</div>', raw, re.S)
     assert dropdown and SOLUTIONS[2] in dropdown.group(1)
     assert "passed all" in text_of(normal / "fixture_chapter.html")
+
+
+def test_student_edition_keeps_stubs_so_the_check_cells_run(editions):
+    """The downloadable notebook has the stubs: run top to bottom, it says what is left to do."""
+    nbclient = pytest.importorskip("nbclient")
+    _, student = editions
+    nb = nbformat.read(next(student.rglob("fixture_chapter.ipynb")), as_version=4)
+    stubs = [c for c in nb.cells if "raise NotImplementedError()" in c.source]
+    assert [re.match(r"def (\w+)", c.source)[1] for c in stubs] == [
+        "my_softmax",
+        "my_causal_mask",
+        "my_scale",
+    ]
+    assert all("hide-input" not in c.metadata.get("tags", []) for c in stubs)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()  # no error
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert printed.count("is not implemented yet") == 2 and "Not implemented yet" in printed
+
+
+def test_student_edition_leaves_out_the_instructors_only_parts(editions):
+    normal, student = editions
+    assert "quiet=True" in text_of(normal / "instructors.html")
+    page = text_of(student / "instructors.html")
+    assert "Points and times per chapter" in page and "The chapters" in page
+    assert "quiet=True" not in page and "How grading works inside" not in page
+
+
+def test_the_guide_marks_its_grading_internals_instructors_only():
+    guide = (Path(__file__).resolve().parents[1] / "instructors.md").read_text()
+    public = strip_instructors_only(guide)
+    assert "| Chapter | Coding exercises |" in public  # the chapter table stays
+    for internal in ("HIDDEN TESTS", "quiet=True", "bwrap", "grade id", "nbgrader autograde"):
+        assert internal in guide and internal not in public, internal

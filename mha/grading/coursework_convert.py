@@ -33,6 +33,7 @@ __all__ = [
     "tags",
     "wrap_solution",
     "stub_solution",
+    "guard_check",
     "hidden_tests",
     "to_source_notebook",
     "Conversion",
@@ -214,6 +215,17 @@ def _guard_not_implemented(source: str) -> str:
     except SyntaxError:  # magics and the like: leave the cell as it is
         return source
     return guarded
+
+
+def guard_check(source: str) -> str:
+    """A check cell that calls the learner's function, guarded as in the release (no hidden part).
+
+    An unanswered exercise then prints a friendly line instead of a traceback.
+    """
+    guarded = _guard_not_implemented(source)
+    return re.sub(
+        r"\n[ \t]*### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS", "", guarded, flags=re.S
+    )
 
 
 def _strip_tags(cell, *names: str) -> None:

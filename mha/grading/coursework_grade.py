@@ -45,6 +45,7 @@ __all__ = ["grade", "grade_submission", "load_regrade", "apply_sandbox"]
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: its chapters hold the solutions
 VALIDATED = "validated"  # course_dir/validated/<student>/<assignment>/: what nbgrader grades
+LOGS = "grading_logs"  # course_dir/grading_logs/<assignment>/<student>.log of failed runs
 SEED_FILE = ".grader_seed"  # the hidden test inputs' seed, only in the instructor's course folder
 
 
@@ -91,7 +92,12 @@ def grade_submission(
     if code == 0 and graded.exists():
         return Outcome(student, "graded", changes=check.changes)
     _forget(course_dir, assignment, student)
-    return Outcome.from_failure(student, code, log, limits, check.changes)
+    outcome = Outcome.from_failure(student, code, log, limits, check.changes)
+    saved = course_dir / LOGS / assignment / f"{student}.log"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(log)
+    outcome.advice += f" (nbgrader's log: {saved.relative_to(course_dir)})"
+    return outcome
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,8 @@ STUDENT_TEXT = {
     "when a cell calls exit(), quit() or os._exit(), or when the notebook uses more than "
     "{memory:g} GiB of memory.",
     "memory": "Grading stopped because your notebook used more than {memory:g} GiB of memory.",
+    "no_kernel": "The grader could not start Python for your notebook. This is not your "
+    "fault; your instructor will grade it again.",
     "error": "The grader could not run your notebook ({reason}).",
 }
 STUDENT_TODO = (
@@ -78,7 +80,10 @@ class Outcome:
         elif "MemoryError" in log or re.search(r"Cannot allocate memory", log):
             kind, reason = "memory", f"the notebook used more than {memory:g} GiB of memory"
             advice = "ask the student for a notebook that uses less memory"
-        elif re.search(r"CellTimeoutError|timed out", log):
+        elif re.search(r"Kernel didn't respond|kernel.*failed to start", log, re.I):
+            kind, reason = "no_kernel", "the kernel did not start in time (an overloaded machine?)"
+            advice = "grade again; if it persists, look at the log"
+        elif "CellTimeoutError" in log:
             kind, reason = "cell_timeout", f"a cell ran longer than {limits.cell_s} s"
             advice = "look for an endless loop; ask for a fixed notebook or raise the cell limit"
         else:

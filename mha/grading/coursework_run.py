@@ -106,9 +106,22 @@ def _preload() -> None:
     import nbgrader.apps.nbgraderapp  # noqa: F401
 
 
+def _become(user: str) -> dict[str, str]:
+    """Switch this (forked, root) process to the Unix ``user``; the variables to set."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    return {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
+
+
 def _child(args: list[str], cwd: Path, limits: Limits, log_fd: int, env: dict) -> int:
     """Run ``nbgrader <args>`` in this (forked) process; its return code."""
     os.setsid()
+    if user := env.pop("_MHA_USER", None):
+        env = env | _become(user)
     cpu = int(limits.wall_s) + 1
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
@@ -152,11 +165,13 @@ def _wait(pid: int, wall_s: float) -> int | None:
 
 
 def run_limited(
-    args: list[str], cwd: Path, limits: Limits, env: dict | None = None
+    args: list[str], cwd: Path, limits: Limits, env: dict | None = None, user: str | None = None
 ) -> tuple[int | None, str]:
     """Run ``nbgrader <args>`` in ``cwd`` under ``limits``: ``(return code or None, log)``.
 
     ``env``: more environment variables for the command (see :func:`kernel_jail`).
+    ``user``: run it as this Unix user instead (only as root; what a JupyterHub's
+    students are, for tests of the exchange).
     The return code is None when the wall-clock limit killed the command, and
     negative (minus the signal) when a signal did, for example the CPU limit.
     """
@@ -168,7 +183,8 @@ def run_limited(
         if pid == 0:  # the child never returns from here
             code = 1
             try:
-                code = _child(args, Path(cwd), limits, log.fileno(), env or {})
+                extra = (env or {}) | ({"_MHA_USER": user} if user else {})
+                code = _child(args, Path(cwd), limits, log.fileno(), extra)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
