@@ -74,7 +74,7 @@ class Limits:
 
     cpu_seconds: int = 60  # per process (every forked exercise gets its own)
     wall_seconds: float = 180.0  # the whole run
-    cells_seconds: float = 20.0  # CPU for the answer cells' top-level code (wall: 3 times)
+    cells_seconds: float = 10.0  # CPU for the answer cells' top-level code (wall: 3 times)
     call_seconds: float = 10.0  # all the calls of one exercise
     memory_bytes: int = 4 << 30  # address space per process (torch alone maps ~1 GiB)
     file_bytes: int = 16 << 20  # largest file it may write
