@@ -76,7 +76,7 @@ def _is_install_cell(cell) -> bool:
     return cell.cell_type == "code" and cell.source.startswith(MARKER)
 
 
-def update(nb, url: str) -> bool:
+def update(nb: nbformat.NotebookNode, url: str) -> bool:
     """Insert or update the install cell as ``nb``'s first code cell; return whether it changed."""
     want = _install_cell(url)
     found = [i for i, c in enumerate(nb.cells) if _is_install_cell(c)]
@@ -97,7 +97,7 @@ def chapters(root: Path = ROOT) -> list[Path]:
     return sorted((Path(root) / "chapters").glob("*.ipynb"))
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m mha.course.notebook_setup``."""
     p = argparse.ArgumentParser(prog="python -m mha.course.notebook_setup", description=__doc__)
     mode = p.add_mutually_exclusive_group(required=True)
