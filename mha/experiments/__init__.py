@@ -11,14 +11,26 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
+from pathlib import Path
 
 __all__ = ["load_results"]
 
 
 def load_results(name: str) -> dict:
-    """The committed result of sweep ``name`` (``mha/results/<name>.json``), Chapter 7."""
-    path = resources.files("mha") / "results" / f"{name}.json"
+    """The committed result of sweep ``name`` (``mha/results/<name>.json``), Chapter 7.
+
+    With the environment variable ``MHA_RESULTS`` set to a folder, the file is
+    read from there instead (to preview a run in progress, ``--out`` of
+    ``python -m mha.experiments``).
+    """
+    folder = os.environ.get("MHA_RESULTS")
+    path = (
+        Path(folder) / f"{name}.json"
+        if folder
+        else resources.files("mha") / "results" / f"{name}.json"
+    )
     if not path.is_file():
         raise ValueError(
             f"no committed result {name!r}: expected mha/results/{name}.json; "

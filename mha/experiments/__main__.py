@@ -60,14 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-BLOCK = 5  # `all` runs seeds 0-4 of every sweep, then 5-9, ...: any prefix is balanced
+BLOCK = 5  # `all` runs seeds 0-4 of every sweep, seed by seed, then 5-9, ...
 
 
 def _ordered(jobs: dict[str, list]) -> list[tuple[str, int]]:
-    """``(sweep, index)`` of every job, block of seeds by block, sweeps in priority order."""
+    """``(sweep, index)`` of every job: block of seeds by block, sweeps in priority order,
+    then seed by seed, so that a stopped run leaves whole seeds of every sweep."""
     names = list(jobs)
     pairs = [(name, i) for name in names for i in range(len(jobs[name]))]
-    return sorted(pairs, key=lambda t: (jobs[t[0]][t[1]][2] // BLOCK, names.index(t[0]), t[1]))
+    seed = lambda t: jobs[t[0]][t[1]][2]  # noqa: E731
+    return sorted(pairs, key=lambda t: (seed(t) // BLOCK, names.index(t[0]), seed(t), t[1]))
 
 
 def _cached(path: Path | None) -> dict:
