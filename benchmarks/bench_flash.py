@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="L = 256, 512; 2 reps; no JSON")
+    parser.add_argument("--out", type=Path, default=OUT, help="where to write the JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.worker:
@@ -163,8 +164,8 @@ def main() -> None:
         "time": timing,
     }
     if not args.quick:
-        OUT.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {OUT}")
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
