@@ -186,6 +186,22 @@ def test_inputs_depend_on_the_seed_and_on_the_code(tmp_path):
     assert first != feedback(leak + "# changed\n", 7) and first != feedback(leak, 8)
 
 
+@needs_bwrap
+def test_an_answer_may_call_a_helper_the_chapter_defines(tmp_path):
+    """A ``def`` of the chapter's own cells (trusted source) is there in the sandbox too."""
+    helper = "def shifted_exp(x, axis):\n    return np.exp(x - np.max(x, axis=axis, keepdims=True))"
+    answer = "def my_softmax(x, axis=-1):\n    e = shifted_exp(x, axis)\n    return e / e.sum(axis, keepdims=True)"
+    for name, code in (("source", GOOD), ("submitted", answer)):
+        nb = notebook(code)
+        nb.cells.insert(
+            1, nbformat.v4.new_code_cell(helper + "\n\nprint(shifted_exp(np.ones(2), 0))")
+        )
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    got = regrade_submission(tmp_path / "submitted.ipynb", tmp_path / "source.ipynb", limits=LIMITS)
+    assert got["test_my_softmax"].status == "wrong"  # it runs (and misses the all -inf row)
+    assert "NaN" in got["test_my_softmax"].feedback or "-inf" in got["test_my_softmax"].feedback
+
+
 def test_test_cell_without_checker_is_not_regraded(tmp_path):
     nb = notebook(GOOD)
     nb.cells[-1].source = "assert my_softmax([0.0, 0.0])[0] == 0.5"

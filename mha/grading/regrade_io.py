@@ -132,30 +132,42 @@ def needed_cells(cells: list[str], functions: set[str]) -> list[str]:
 
 
 def prelude(source, cells: list[str] = ()) -> list[str]:
-    """The setup's import statements that the answer ``cells`` need.
+    """The setup code that the answer ``cells`` need, from the source notebook.
 
-    These are the imports of the source notebook's other code cells (its setup)
-    of a name that the answers mention (NumPy always), and ``import torch`` /
-    ``import mha`` when the answers mention those: loading PyTorch takes seconds,
-    so only answers that may use it pay for it, and before the cells' time limit.
+    From the notebook's other code cells (its setup and step-by-step cells,
+    trusted code): the imports of the names the answers use (NumPy always), and
+    the plain ``def``\\ s they call (a chapter's own helper), with what those use
+    in turn. ``import torch`` / ``import mha`` come first when needed: loading
+    PyTorch takes seconds, so only answers that may use it pay for it, and
+    before the cells' time limit.
     """
-    skip = {id(c) for c in (*answer_cells(source), *graded_cells(source))}
+    imports, defs = _setup_nodes(source)
     used = set(re.findall(r"[A-Za-z_]\w*", "\n".join(cells)))
-    found = []
+    chosen: dict[str, ast.FunctionDef] = {}
+    while new := {n: d for n, d in defs.items() if n in used and n not in chosen}:
+        chosen |= new
+        used |= {x.id for d in new.values() for x in ast.walk(d) if isinstance(x, ast.Name)}
+    found = [f"import {m}" for m in ("torch", "mha") if m in used]
+    found += [code for node in imports if (code := _keep_import(node, used))]
+    found += [ast.unparse(d) for n, d in defs.items() if n in chosen]
+    return list(dict.fromkeys(found))
+
+
+def _setup_nodes(source) -> tuple[list, dict]:
+    """The imports and the top-level ``def``\\ s of the source's other code cells."""
+    skip = {id(c) for c in (*answer_cells(source), *graded_cells(source))}
+    imports, defs = [], {}
     for cell in source.cells:
-        if cell.cell_type != "code" or id(cell) in skip:
+        tagged = "solution" in cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type != "code" or id(cell) in skip or tagged:
             continue
         try:
             tree = ast.parse(cell.source)
         except SyntaxError:
             continue
-        for node in tree.body:
-            if isinstance(node, ast.Import | ast.ImportFrom) and (code := _keep_import(node, used)):
-                found.append(code)
-    for module in ("torch", "mha"):
-        if any(re.search(rf"\b{module}\b", code) for code in cells):
-            found.append(f"import {module}")
-    return list(dict.fromkeys(found))
+        imports += [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        defs |= {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return imports, defs
 
 
 def _bound(alias: ast.alias) -> str:
