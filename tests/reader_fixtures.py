@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
 import shutil
 import socketserver
@@ -101,8 +102,10 @@ def book_server(reader_book):
 def chromium():
     """Headless Debian Chromium through Playwright."""
     need(CHROMIUM.exists(), "Debian chromium (/usr/bin/chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
+    need(importlib.util.find_spec("playwright") is not None, "playwright (requirements.txt)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
