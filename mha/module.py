@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mha import decoding
 from mha._validate import check_dropout, check_flag, check_heads, check_positive_int, check_qkv
+from mha.decoding import KVCache, check_kv_heads
 from mha.masks import additive_mask_torch, causal_mask, dead_rows, merge_masks
 
 __all__ = ["MultiHeadAttention", "additive_mask_torch", "causal_mask"]
@@ -39,6 +41,10 @@ class MultiHeadAttention(nn.Module):
       extra key and value, appended after the projection, that every query
       may attend to. ``add_zero_attn=True`` appends a zero key and value per
       head after the split. The masks are padded with "may attend" for them.
+    * keyword ``num_kv_heads=g`` (Chapter 10; not in PyTorch): ``g`` key/value
+      heads shared by the ``h`` query heads (``g = 1``: multi-query, ``g | h``:
+      grouped-query); ``in_proj_weight`` is then ``((h + 2g) * d_head, E)``.
+      ``new_cache`` and ``step`` decode token by token with a KV cache.
 
     Differences from PyTorch, on purpose:
 
@@ -68,10 +74,13 @@ class MultiHeadAttention(nn.Module):
         batch_first: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        num_kv_heads: int | None = None,
     ) -> None:
         super().__init__()
         check_positive_int("embed_dim", embed_dim)
         self.d_head = check_heads(embed_dim, num_heads)
+        self.num_kv_heads = check_kv_heads(num_heads, num_kv_heads)  # Chapter 10: MQA/GQA
         check_dropout(dropout)
         flags = {"bias": bias, "add_bias_kv": add_bias_kv, "add_zero_attn": add_zero_attn}
         _check_options(kdim, vdim, batch_first=batch_first, **flags)
@@ -84,26 +93,40 @@ class MultiHeadAttention(nn.Module):
         self._make_in_proj(bias, kw)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **kw)
         if add_bias_kv:
-            self.bias_k = nn.Parameter(torch.empty(1, 1, embed_dim, **kw))
-            self.bias_v = nn.Parameter(torch.empty(1, 1, embed_dim, **kw))
+            self.bias_k = nn.Parameter(torch.empty(1, 1, self.proj_sizes[1], **kw))
+            self.bias_v = nn.Parameter(torch.empty(1, 1, self.proj_sizes[2], **kw))
         else:
             self.bias_k = self.bias_v = None
         self.reset_parameters()
 
     def _make_in_proj(self, bias: bool, kw: dict) -> None:
         """Input-projection parameters, registered in ``nn.MultiheadAttention``'s order."""
-        e = self.embed_dim
+        e, kv = self.embed_dim, self.proj_sizes[1]
         if self._qkv_same_embed_dim:
-            self.in_proj_weight = nn.Parameter(torch.empty(3 * e, e, **kw))
+            self.in_proj_weight = nn.Parameter(torch.empty(e + 2 * kv, e, **kw))
             for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
                 self.register_parameter(name, None)
         else:
             self.q_proj_weight = nn.Parameter(torch.empty(e, e, **kw))
-            self.k_proj_weight = nn.Parameter(torch.empty(e, self.kdim, **kw))
-            self.v_proj_weight = nn.Parameter(torch.empty(e, self.vdim, **kw))
+            self.k_proj_weight = nn.Parameter(torch.empty(kv, self.kdim, **kw))
+            self.v_proj_weight = nn.Parameter(torch.empty(kv, self.vdim, **kw))
             self.register_parameter("in_proj_weight", None)
-        bias_param = nn.Parameter(torch.empty(3 * e, **kw)) if bias else None
+        bias_param = nn.Parameter(torch.empty(e + 2 * kv, **kw)) if bias else None
         self.register_parameter("in_proj_bias", bias_param)
+
+    @property
+    def proj_sizes(self) -> tuple[int, int, int]:
+        """Rows of ``W_Q``, ``W_K``, ``W_V``: ``(E, g * d_head, g * d_head)`` (Chapter 10)."""
+        kv = self.num_kv_heads * self.d_head
+        return self.embed_dim, kv, kv
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """An empty KV cache for :meth:`step` (Chapter 10; :func:`mha.decoding.new_cache`)."""
+        return decoding.new_cache(self, batch_size, max_len)
+
+    def step(self, x_t: Tensor, cache: KVCache) -> Tensor:
+        """Causal self-attention of new tokens ``(N, T_new, E)``; updates ``cache`` (Chapter 10)."""
+        return decoding.step(self, x_t, cache)
 
     @property
     def head_dim(self) -> int:
@@ -138,6 +161,11 @@ class MultiHeadAttention(nn.Module):
 
     def to_torch(self) -> nn.MultiheadAttention:
         """The equivalent ``torch.nn.MultiheadAttention`` (same options, weights and mode)."""
+        if self.num_kv_heads != self.num_heads:
+            raise ValueError(
+                f"nn.MultiheadAttention has no shared K/V heads: num_kv_heads={self.num_kv_heads}"
+                f" != num_heads={self.num_heads}; use mha.decoding.expand_kv_heads first"
+            )
         m = nn.MultiheadAttention(**_constructor_args(self))
         m.load_state_dict(self.state_dict())
         return m.train(self.training)
@@ -224,18 +252,18 @@ class MultiHeadAttention(nn.Module):
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, ...]:
         """Step 1, with one fused matmul when query, key and value are the same tensor."""
         b = self.in_proj_bias
-        b_q, b_k, b_v = (None,) * 3 if b is None else b.chunk(3)
+        b_q, b_k, b_v = (None,) * 3 if b is None else b.split(self.proj_sizes)
         if not self._qkv_same_embed_dim:
             w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         elif query is key and key is value:  # self-attention: (N, L, 3E) in one matmul
-            return F.linear(query, self.in_proj_weight, b).chunk(3, dim=-1)
+            return F.linear(query, self.in_proj_weight, b).split(self.proj_sizes, dim=-1)
         else:
-            w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+            w_q, w_k, w_v = self.in_proj_weight.split(self.proj_sizes)
         return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
     def _split_heads(self, x: Tensor) -> Tensor:
-        """Step 2: ``(N, L, E) -> (N, h, L, d_head)``."""
-        return x.unflatten(-1, (self.num_heads, self.d_head)).transpose(1, 2)
+        """Step 2: ``(N, L, E) -> (N, h, L, d_head)`` (``g`` heads for K, V with GQA)."""
+        return x.unflatten(-1, (-1, self.d_head)).transpose(1, 2)
 
     def _append_bias_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """``add_bias_kv``: ``bias_k``, ``bias_v`` as one more key and value, ``(N, S + 1, E)``."""
@@ -264,7 +292,8 @@ class MultiHeadAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Step 3: ``(N, h, L, d_head)`` heads, and weights ``(N, h, L, S)`` or ``None``."""
         dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
+        if need_weights:  # GQA: K/V head j serves query heads j * h/g .. (j+1) * h/g - 1
+            k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
             return _attend_with_weights(q, k, v, mask, dropout_p)
         return _attend_fused(q, k, v, mask, dropout_p, causal_only), None
 
@@ -317,7 +346,8 @@ def _attend_fused(
 ) -> Tensor:
     """Fused ``F.scaled_dot_product_attention``; returns ``(N, h, L, d)``."""
     dead, mask = dead_rows(mask)
+    gqa = {"enable_gqa": True} if k.shape[1] != q.shape[1] else {}  # Chapter 10
     out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, **gqa
     )
     return out if dead is None else out.masked_fill(dead, 0.0)
