@@ -1,7 +1,8 @@
 """Every page of the built book in headless Chromium, light and dark theme, with no network.
 
 For each page and theme: no console error, no failed local request, every image
-loaded, every math block typeset by the local MathJax without a TeX error, no
+loaded, every math block typeset by the local MathJax without a TeX error and
+no raw TeX left in the text (outside code), no
 request that leaves the machine (every non-loopback request is blocked and
 recorded). The top of each chapter is saved as
 ``_build/artifacts/screenshots/<chapter>_<theme>.png`` and each figure as it
@@ -35,6 +36,14 @@ MATH_STATE = """() => {
                      .map(b => b.textContent.trim().slice(0, 80)),
     errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 80)),
   };
+}"""
+RAW_TEX = r"""() => {
+  const article = document.querySelector('article');
+  if (!article) return [];
+  const copy = article.cloneNode(true);
+  copy.querySelectorAll('pre, code, mjx-container, script, style').forEach(e => e.remove());
+  const pattern = /\\(frac|sqrt|mathbb|mathrm|operatorname|cdot|left|right|begin)\b|\\[(\[]|\$\$/g;
+  return [...copy.textContent.matchAll(pattern)].map(m => m[0]);
 }"""
 BROKEN_IMAGES = (
     "() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
@@ -91,6 +100,8 @@ def test_page_in_browser(page, theme_context, book_server, artifacts):
     math = tab.evaluate(MATH_STATE)
     assert math["untypeset"] == [], f"{page}: math not typeset: {math['untypeset'][:5]}"
     assert math["errors"] == [], f"{page}: MathJax TeX errors: {math['errors'][:5]}"
+    raw = tab.evaluate(RAW_TEX)
+    assert raw == [], f"{page}: TeX left untypeset in the text: {raw[:5]}"
     if page in CHAPTERS:
         name = Path(page).name
         tab.screenshot(path=artifacts / "screenshots" / f"{name}_{theme}.png")
