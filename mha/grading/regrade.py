@@ -31,10 +31,12 @@ Public API (for the grading pipeline, :mod:`mha.grading.coursework`)::
     r.seed      # the seed used, to reproduce the run
 
 A test cell without a checker call that tests a function of
-:data:`mha.grading.checks.BY_FUNCTION` (``my_param_count``, ``my_head_contributions``)
-is re-graded on that function. Any other (one that only ``assert``\\ s on notebook
-state, such as ``object_lens``) gets ``status="not-regraded"`` and ``points=None``:
-nbgrader's in-kernel score is all there is for it. A test cell is all or nothing, as in nbgrader.
+:data:`mha.grading.checks.BY_FUNCTION` (Chapters 1 to 4: ``object_lens``,
+``my_param_count``, ``my_emotion_strength``, ``my_head_contributions``) is
+re-graded on that function, judged as its check cell judges it. Any other test
+cell (an ``assert`` on notebook state only) gets ``status="not-regraded"`` and
+``points=None``: nbgrader's in-kernel score is all there is for it. A test
+cell is all or nothing, as in nbgrader.
 """
 
 from __future__ import annotations

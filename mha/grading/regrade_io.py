@@ -148,6 +148,9 @@ def prelude(source, cells: list[str] = ()) -> list[str]:
         chosen |= new
         used |= {x.id for d in new.values() for x in ast.walk(d) if isinstance(x, ast.Name)}
     found = [f"import {m}" for m in ("torch", "mha") if m in used]
+    joined = "\n".join([*cells, *(ast.unparse(d) for d in chosen.values())])
+    subs = sorted(set(re.findall(r"\bmha\.([a-z]\w*)", joined)) - {"grading"})
+    found += [f"import mha.{m}" for m in subs]  # mha.course.example needs mha.course loaded
     found += [code for node in imports if (code := _keep_import(node, used))]
     found += [ast.unparse(d) for n, d in defs.items() if n in chosen]
     return list(dict.fromkeys(found))

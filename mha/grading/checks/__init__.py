@@ -101,7 +101,10 @@ _CHAPTERS = (self_attention, projections, parallel_heads, concatenation, output_
              encoder, experiments)  # fmt: skip
 EXERCISES: dict[str, Exercise] = {k: v for m in _CHAPTERS for k, v in m.EXERCISES.items()}
 # Exercises graded by an assert on the notebook's state, keyed by the function's name.
-BY_FUNCTION: dict[str, Exercise] = projections.BY_FUNCTION | concatenation.BY_FUNCTION
+BY_FUNCTION: dict[str, Exercise] = {
+    k: v for m in (self_attention, projections, parallel_heads, concatenation)
+    for k, v in m.BY_FUNCTION.items()
+}  # fmt: skip
 
 # The bug tables, for the tests (each chapter module owns its own).
 _BUG_TABLES = (_SOFTMAX_BUGS, _ATTENTION_BUGS, _HEAD_PROJECTION_BUGS, _SPLIT_BUGS, _MERGE_BUGS,

@@ -32,13 +32,17 @@ class Case:
     """One input for the learner's function, the expected result, and the bugs' results.
 
     ``bugs`` maps a bug's name to what that buggy variant returns on this input
-    (or a list of such results when the bug has several forms).
+    (or a list of such results when the bug has several forms). ``judge``, when
+    given, replaces the equality test for exercises with many right answers: it
+    returns ``""`` for an accepted result, else what is wrong with it
+    (``expected`` is then one right answer, for the shape and dtype checks).
     """
 
     label: str
     args: tuple
     expected: object
     bugs: dict = field(default_factory=dict)
+    judge: Callable[[object], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,9 @@ def _diagnose(name, case: Case, outcome: Outcome, bug_messages, hints, scores) -
     if not outcome.ok:
         return ("error", _error_text(name, outcome, hints), case.label)
     got = outcome.value
+    if case.judge is not None:
+        problem = _structure_problem(got, case.expected) or _judged(case, got)
+        return ("wrong", problem, case.label) if problem else None
     if same(got, case.expected):
         return None
     bugs = _matching_bugs(got, case)
@@ -263,6 +270,13 @@ def _diagnose(name, case: Case, outcome: Outcome, bug_messages, hints, scores) -
         return ("bug", bug_messages[max(bugs, key=lambda b: scores.get(b, 0))], case.label)
     problem = _structure_problem(got, case.expected) or _value_problem(got, case.expected)
     return ("wrong", problem, case.label)
+
+
+def _judged(case: Case, got) -> str:
+    try:
+        return case.judge(got)
+    except Exception as exc:  # a result the judge cannot use
+        return f"the result could not be used ({type(exc).__name__}: {exc})"
 
 
 def _failure_report(name: str, total: int, failures: list[tuple]) -> list[str]:

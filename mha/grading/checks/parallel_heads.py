@@ -8,7 +8,8 @@ from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import split_heads
 
-__all__ = ["check_split_heads", "split_cases", "EXERCISES"]
+__all__ = ["check_split_heads", "split_cases", "emotion_strength_cases", "EXERCISES",
+           "BY_FUNCTION"]  # fmt: skip
 
 
 _SPLIT_BUGS = {
@@ -64,3 +65,45 @@ EXERCISES = {
     "check_split_heads": Exercise("my_split_heads", split_cases, _SPLIT_BUGS,
                                   ("mha.heads.split_heads",)),
 }  # fmt: skip
+
+
+def _emotion_share(strength: float) -> float:
+    """The least share of attention any query of the emotion head gives "didn't" and "secret"."""
+    from mha.course import example, lenses  # chapter helpers, imported on use
+    from mha.reference import multi_head_attention_forward
+
+    x0 = lenses.embeddings(noise=0.0)[None]
+    w_in, w_out = lenses.lens_weights(strength)
+    _, w = multi_head_attention_forward(x0, x0, x0, lenses.NUM_HEADS, w_in, None, w_out, None,
+                                        average_attn_weights=False)  # fmt: skip
+    cols = [example.TOKENS.index("didn't"), example.TOKENS.index("secret")]
+    return float(w[0, 1][:, cols].sum(axis=1).min())
+
+
+def _strength_judge(share: float):
+    def judge(got) -> str:
+        s = float(np.asarray(got))
+        if _emotion_share(s) < share - 1e-9:
+            return f"with strength {s:.4g} the two tokens get less than {share:g} of the attention"
+        if _emotion_share(0.99 * s) >= share:
+            return f"{s:.4g} reaches {share:g}, but a smaller strength does too: find the smallest"
+        return ""
+
+    return judge
+
+
+def emotion_strength_cases(rng: np.random.Generator) -> list[Case]:
+    """Shares drawn from ``rng`` in (0.3, 0.995); judged as the chapter's check cell does."""
+    cases = []
+    for share in (float(v) for v in rng.uniform(0.3, 0.995, 3)):
+        closed_form = 2.0 * np.log(7.0 * share / (2.0 * (1.0 - share)))
+        cases.append(Case(f"share={share:.4f}", (share,), np.float64(closed_form), {},
+                          _strength_judge(share)))  # fmt: skip
+    return cases
+
+
+# Exercises whose check cells assert on the notebook's own state (no checker call): the
+# sandbox re-grades them by the function's name, on inputs of its own.
+BY_FUNCTION = {
+    "my_emotion_strength": Exercise("my_emotion_strength", emotion_strength_cases, {}, ()),
+}

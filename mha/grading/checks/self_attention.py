@@ -8,7 +8,8 @@ from mha.attention import softmax
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 
-__all__ = ["check_softmax", "check_attention", "softmax_cases", "attention_cases", "EXERCISES"]
+__all__ = ["check_softmax", "check_attention", "softmax_cases", "attention_cases",
+           "object_lens_cases", "EXERCISES", "BY_FUNCTION"]  # fmt: skip
 
 _SOFTMAX_BUGS = {
     "wrong_axis": (
@@ -184,3 +185,33 @@ EXERCISES = {
                                 ("mha.attention.scaled_dot_product_attention",),
                                 _ATTENTION_HINTS),
 }  # fmt: skip
+
+
+def _lens_judge(got) -> str:
+    """Exercise 1.3's test: with ``(w_q, w_k)``, "knew" gives "secret" at least half its weight."""
+    from mha.attention import scaled_dot_product_attention
+    from mha.course import example  # the chapter's toy sentence, imported on use
+
+    x, tokens = example.toy_embeddings(), example.TOKENS
+    v = x @ example.toy_projections()[2].T
+    w_q, w_k = (np.asarray(w, dtype=np.float64) for w in got)
+    _, weights = scaled_dot_product_attention(x @ w_q.T, x @ w_k.T, v)
+    share = weights[tokens.index("knew"), tokens.index("secret")]
+    return "" if share >= 0.5 else f'"knew" puts {share:.2f} of its weight on "secret", not 0.5'
+
+
+def object_lens_cases(rng: np.random.Generator) -> list[Case]:
+    """Exercise 1.3 has no input: one case, judged on the chapter's toy sentence."""
+    shape = (len(_features()), len(_features()))
+    return [Case("the toy sentence", (), (np.zeros(shape), np.zeros(shape)), {}, _lens_judge)]
+
+
+def _features() -> list:
+    from mha.course import example
+
+    return list(example.FEATURES)
+
+
+# Exercises whose check cells assert on the notebook's own state (no checker call): the
+# sandbox re-grades them by the function's name.
+BY_FUNCTION = {"object_lens": Exercise("object_lens", object_lens_cases, {}, ())}
