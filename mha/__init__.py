@@ -14,6 +14,10 @@ The tree has four parts. ``import mha`` loads the first alone (torch and numpy, 
   * :mod:`mha.pretrained` (Chapter 8): all-MiniLM-L6-v2 in ``EncoderLayer`` s, loaded on
     first use of ``mha.pretrained`` (it needs ``safetensors`` and ``tokenizers``);
   * :mod:`mha.flash` (Chapter 9): ``flash_attention`` (online softmax, block by block);
+  * :mod:`mha.decoding` (Chapter 10): ``KVCache``, ``MultiHeadAttention.step`` and
+    ``num_kv_heads`` (multi-query and grouped-query attention);
+  * :mod:`mha.parallel` (Chapter 11): ``TensorParallelMultiHeadAttention``, heads split
+    across ``torch.distributed`` ranks (import it explicitly);
 * :mod:`mha.course`: what only the chapters use (the running example, the hand-built
   heads, figures);
 * :mod:`mha.grading`: the exercise checkers, the nbgrader course and the student edition;
