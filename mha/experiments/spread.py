@@ -27,7 +27,7 @@ KERNELS = {  # name: environment; "native" lets torch and MKL pick the fastest p
                                   "OMP_NUM_THREADS": "2"},
 }  # fmt: skip
 SLICES = {  # sweep: (heads, seed) of the run that the tests re-run (first learning rate)
-    "head_count": (1, 0), "overfitting": (8, 0), "fixed_d_head": (2, 0),
+    "head_count": (4, 0), "overfitting": (8, 0), "fixed_d_head": (2, 0),
     "learning_rate": (16, 0), "pruning": (4, 0),
 }  # fmt: skip
 MEASURED = ("head_count", "overfitting", "pruning")  # the slices measured under every kernel
@@ -102,6 +102,42 @@ def measure(kernels=None, slices=None, native: dict | None = None) -> dict:
         }  # fmt: skip
         print(name, json.dumps(result["slices"][name]["deviation"]), file=sys.stderr, flush=True)
     return result
+
+
+def against_earlier(earlier: dict, runs: list[dict]) -> dict:
+    """Runs of an earlier result file (another machine) against the same runs here.
+
+    Introduced in Chapter 7. For every run of ``earlier`` with the same head
+    count and seed in ``runs`` (same configuration and code): the largest
+    relative difference of the losses and the largest absolute difference of
+    the test accuracy at the evaluation steps both have, the correct test
+    positions on both, and the largest absolute difference of a head's shares.
+    """
+    here = {(r["num_heads"], r["seed"]): r for r in runs}
+    out = {}
+    for old in earlier["runs"]:
+        new = here.get((old["num_heads"], old["seed"]))
+        if new is None:
+            continue
+        at = {p["step"]: p for p in new["curve"]}
+        pairs = [(p, at[p["step"]]) for p in old["curve"] if p["step"] in at]
+        loss = max(
+            abs(q[k] - p[k]) / abs(p[k]) for p, q in pairs for k in ("train_loss", "test_loss")
+        )
+        shares = [
+            abs(a - b)
+            for lo, ln in zip(old["roles"], new["roles"], strict=True)
+            for k in ("prev_share", "marked_share")
+            for a, b in zip(lo[k], ln[k], strict=True)
+        ]
+        acc = max(abs(q["test_acc"] - p["test_acc"]) for p, q in pairs)
+        out[f"h={old['num_heads']} seed {old['seed']}"] = {
+            "loss_max_rel": loss,
+            "test_acc_max_abs": acc,
+            "test_correct": [old["test_correct"], new["test_correct"]],
+            "share_max_abs": max(shares),
+        }
+    return out
 
 
 def _cached_native(folder: Path, name: str) -> dict | None:
