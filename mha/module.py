@@ -50,7 +50,9 @@ class MultiHeadAttention(nn.Module):
 
     * A query row whose keys are all masked gets zero attention weights and a
       zero attention output, so the module returns ``out_proj.bias`` for that
-      row. PyTorch returns NaN there (Chapter 5 shows both).
+      row. ``nn.MultiheadAttention`` returns NaN there when it computes the
+      weights (``need_weights=True``) and on its inference fast path, and
+      ``out_proj.bias`` with ``need_weights=False`` (Chapter 5 and its appendix).
     * ``is_causal=True`` builds the causal mask ``(L, S)`` itself; PyTorch
       requires the caller to pass it as ``attn_mask`` as well. If both are
       given, both apply. Keys added by ``add_bias_kv``/``add_zero_attn`` stay

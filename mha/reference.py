@@ -90,7 +90,8 @@ def multi_head_attention_forward(
     ``(N, L, S)`` averaged over heads, ``(N, h, L, S)`` when
     ``average_attn_weights=False``, or ``None`` when ``need_weights=False``.
     A query row whose keys are all masked gets zero weights, so its output is
-    ``out_proj_bias`` (PyTorch returns NaN there).
+    ``out_proj_bias`` (``nn.MultiheadAttention`` returns NaN there with
+    ``need_weights=True`` and on its fast path, the bias with ``need_weights=False``).
     """
     query, key, value = np.asarray(query), np.asarray(key), np.asarray(value)
     embed_dim = np.shape(in_proj_weight)[-1]  # in_proj_weight is (3E, E)
