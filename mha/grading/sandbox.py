@@ -156,9 +156,14 @@ def library_copy(destination: Path, references: tuple[str, ...] = ()) -> Path:
     shutil.copytree(LIBRARY, target, ignore=shutil.ignore_patterns("__pycache__", "grading"))
     (target / "_reference_used.py").write_text(_ERROR_MODULE)
     for dotted in references:
-        path, qualname = _locate(dotted)
-        file = root / path
-        file.write_text(_poison_source(file.read_text(), qualname, dotted))
+        try:
+            path, qualname = _locate(dotted)
+            file = root / path
+            file.write_text(_poison_source(file.read_text(), qualname, dotted))
+        except (ImportError, AttributeError, ValueError, SyntaxError) as exc:
+            message = f"reference {dotted} could not be replaced in the sandbox ({exc})"
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            print(f"WARNING: {message}", file=sys.stderr)
     for folder, _, files in os.walk(root):
         for name in files:
             os.chmod(os.path.join(folder, name), 0o444)

@@ -23,7 +23,8 @@ One module per chapter, named after the chapter's notebook, and a shared core:
   :class:`Exercise`;
 * :mod:`~mha.grading.checks.isolation`: :func:`run_isolated` and the time limit;
 * ``self_attention`` (Chapter 1), ``projections`` (2), ``parallel_heads`` (3),
-  ``concatenation`` (4), ``output_projection`` (5), ``encoder`` (6), ``experiments`` (7).
+  ``concatenation`` (4), ``output_projection`` (5), ``encoder`` (6), ``experiments`` (7);
+  ``real_heads`` (8) and ``cost_and_flash`` (9) hold only exercises for the re-grade.
 
 :data:`EXERCISES` maps each checker's name to its :class:`Exercise`; :data:`BY_FUNCTION`
 holds the exercises whose check cells only ``assert`` (keyed by the function's name).
@@ -33,11 +34,13 @@ from __future__ import annotations
 
 from mha.grading.checks import (
     concatenation,
+    cost_and_flash,
     encoder,
     experiments,
     output_projection,
     parallel_heads,
     projections,
+    real_heads,
     self_attention,
 )
 from mha.grading.checks.concatenation import _MERGE_BUGS, check_merge_heads
@@ -102,7 +105,8 @@ _CHAPTERS = (self_attention, projections, parallel_heads, concatenation, output_
 EXERCISES: dict[str, Exercise] = {k: v for m in _CHAPTERS for k, v in m.EXERCISES.items()}
 # Exercises graded by an assert on the notebook's state, keyed by the function's name.
 BY_FUNCTION: dict[str, Exercise] = {
-    k: v for m in (self_attention, projections, parallel_heads, concatenation)
+    k: v for m in (self_attention, projections, parallel_heads, concatenation, real_heads,
+                   cost_and_flash)
     for k, v in m.BY_FUNCTION.items()
 }  # fmt: skip
 
