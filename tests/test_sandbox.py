@@ -339,3 +339,25 @@ def test_only_the_cells_the_graded_functions_need_run():
              "def broken(:"]  # fmt: skip
     kept = regrade_io.needed_cells(cells, {"my_softmax"})
     assert kept == [cells[0], "", cells[2], cells[3], cells[4], cells[5]]
+
+
+REGRADED = ["01_self_attention", "02_projections", "03_parallel_heads", "04_concatenation",
+            "05_output_projection", "06_encoder", "07_experiments", "08_real_heads",
+            "09_cost_and_flash"]  # fmt: skip
+
+
+@pytest.mark.parametrize("chapter", REGRADED)
+def test_every_graded_check_cell_of_the_chapters_is_regraded(chapter):
+    """Each check cell calls a registered checker or tests a function of BY_FUNCTION.
+
+    A new exercise whose check cell only asserts needs an entry in
+    ``mha.grading.checks.BY_FUNCTION`` (cases drawn from a seed), or the sandbox
+    cannot re-grade it and nbgrader's in-kernel score, which code can fool, stands.
+    """
+    nb = nbformat.read(ROOT / "chapters" / f"{chapter}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "check" not in cell.metadata.get("tags", []):
+            continue
+        calls = [m["call"].split(".")[-1] for m in regrade.CHECK_CALL.finditer(cell.source)]
+        named = [f for f in checks.BY_FUNCTION if re.search(rf"\b{f}\b", cell.source)]
+        assert all(c in checks.EXERCISES for c in calls) and (calls or named), cell.source[:200]
