@@ -45,6 +45,12 @@ def test_bad_weights_shape_is_refused():
         head_view.head_view_html(np.zeros((1, 1, 3, 3)), ["a", "b"])
 
 
+def test_cell_value_shows_html_in_the_book_and_text_elsewhere():
+    view = head_view.HeadView(np.full((1, 1, 2, 2), 0.5), ["a", "b"], element_id="v")
+    assert view._repr_html_().startswith('<div id="v"')
+    assert "static figure" in repr(view)  # what the PDF prints in place of the HTML
+
+
 def test_static_figure_draws_one_line_per_key():
     w = np.full((1, 1, 4, 4), 0.25)
     fig = head_view.head_view_figure(w, ["[CLS]", "a", "b", "[SEP]"], 0, 0, 1)

@@ -16,7 +16,7 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["head_view_html", "head_view_figure"]
+__all__ = ["HeadView", "head_view_html", "head_view_figure"]
 
 _STYLE = """
 #{id} {{font-family: sans-serif; font-size: 14px; line-height: 1.4; max-width: 460px;}}
@@ -105,6 +105,22 @@ def head_view_html(weights: np.ndarray, tokens: list[str], query: int = 0, layer
         f'<script type="application/json" class="hv-data">{payload}</script>'
         f"<script>{_SCRIPT.replace('{id}', element_id)}</script></div>"
     )
+
+
+class HeadView:
+    """A notebook cell's value that shows :func:`head_view_html` (Chapter 8).
+
+    Its plain-text form, which the PDF and terminals show, says where the view is.
+    """
+
+    def __init__(self, weights: np.ndarray, tokens: list[str], **options):
+        self.html = head_view_html(weights, tokens, **options)
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return "Interactive head view (in the HTML edition; the static figure below shows one head)"
 
 
 def head_view_figure(weights: np.ndarray, tokens: list[str], layer: int, head: int, query: int):
