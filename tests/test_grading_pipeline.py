@@ -45,7 +45,7 @@ CELLS = {
     "core.evaluate = lambda *a, **k: True\nnp.allclose = lambda *a, **k: True\n"
     "np.array_equal = lambda *a, **k: True",
     "e_write_package": "import pathlib, mha.grading\n"
-    "for d in (pathlib.Path(mha.grading.__file__).parent, pathlib.Path.cwd().parents[2] / 'source'):\n"
+    "for d in (pathlib.Path(mha.grading.__file__).parent, pathlib.Path('COURSE') / 'source'):\n"
     "    try:\n"
     f"        (d / {CANARY!r}).write_text('hacked = True')\n"
     "    except OSError as e:\n"
@@ -137,7 +137,7 @@ def graded(tmp_path_factory):
     subs = {"z_reference": correct, "z_blank": release}
     for s, code in CELLS.items():
         base = correct if s.startswith("a_") else release
-        subs[s] = with_cell(base, code, root / f"{s}.ipynb")
+        subs[s] = with_cell(base, code.replace("COURSE", str(root)), root / f"{s}.ipynb")
     subs |= {s: fill(release, bodies, root / f"{s}.ipynb") for s, bodies in ANSWERS.items()}
     subs["b_duplicate_id"] = edited(correct, duplicate_id, root / "dup.ipynb")
     subs["b_tampered"] = edited(release, tamper, root / "tampered.ipynb")

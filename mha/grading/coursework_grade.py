@@ -85,7 +85,7 @@ def grade_submission(
             f"--CourseDirectory.submitted_directory={VALIDATED}",
             f"--Execute.timeout={limits.cell_s}", *limits.extra]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="mha-jail-") as scratch:
-        shown = [course_dir / VALIDATED / student / assignment]
+        shown = [course_dir / d / student / assignment for d in (VALIDATED, "autograded")]
         env = kernel_jail([course_dir, ROOT / "chapters"], shown, Path(scratch)) if jail else {}
         code, log = run_limited(args, course_dir, limits, env)
     graded = course_dir / "autograded" / student / assignment / f"{assignment}.ipynb"

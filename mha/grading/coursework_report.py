@@ -219,9 +219,11 @@ def export_csv(course_dir: Path, assignment: str, outcomes, csv: str, limits) ->
     for row in rows:
         _status(row, course_dir, saved, now if row["assignment"] == assignment else {})
     known = {(r["assignment"], r["student_id"]) for r in rows}
+    most = next((r["max_score"] for r in rows if r["assignment"] == assignment), "")
     for o in outcomes:
         if (assignment, o.student) not in known:
-            rows.append({"assignment": assignment, "student_id": o.student} | _empty(o))
+            row = {"assignment": assignment, "student_id": o.student, "max_score": most}
+            rows.append(row | _empty(o))
     fields = list(rows[0]) if rows else ["assignment", "student_id", "score", "status", "note"]
     fields += [k for k in ("status", "note") if k not in fields]
     with open(path, "w", newline="") as f:

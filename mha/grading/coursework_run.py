@@ -75,7 +75,8 @@ def kernel_jail(hide: list[Path], show: list[Path], scratch: Path) -> dict[str, 
 
     The kernel sees the file system read-only, with a private ``/tmp`` (also its
     ``HOME``), without the folders in ``hide`` (the course folder, the chapters),
-    except the folders in ``show`` (the student's own submission, read-only). It
+    except the folders in ``show`` (the student's own submission, read-only, if they
+    exist when the kernel starts). It
     dies with nbgrader. A kernel spec named ``python3`` is written under
     ``scratch`` and put first on ``JUPYTER_PATH``; the connection file lives in
     ``scratch/runtime``. Returns ``{}`` (and warns) where bubblewrap is not usable.
@@ -92,7 +93,7 @@ def kernel_jail(hide: list[Path], show: list[Path], scratch: Path) -> dict[str, 
     for path in hide:
         argv += ["--tmpfs", str(path)] if Path(path).is_dir() else []
     for path in (*show, runtime, "{connection_file}"):  # jupyter_client fills in the last
-        argv += ["--ro-bind", str(path), str(path)]
+        argv += ["--ro-bind-try", str(path), str(path)]  # -try: made later, or not at all
     argv += [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     kernel = {"argv": argv, "display_name": "Python 3 (grading jail)", "language": "python"}
     (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
