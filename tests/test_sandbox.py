@@ -304,21 +304,23 @@ def test_without_bwrap_the_fallback_is_loud_and_still_separate(tmp_path, monkeyp
 
 @needs_bwrap
 def test_a_real_chapter_end_to_end(tmp_path):
-    """Chapter 1's nbgrader source: the solutions pass, the release stubs score 0."""
+    """Chapter 5's nbgrader source: the solutions pass, the release stubs score 0."""
     from mha.grading.coursework import to_source_notebook
 
-    source, _ = to_source_notebook(nbformat.read(ROOT / "chapters/01_self_attention.ipynb", 4))
+    chapter = ROOT / "chapters/05_output_projection.ipynb"
+    source, _ = to_source_notebook(nbformat.read(chapter, 4))
     nbformat.write(source, tmp_path / "source.ipynb")
     solved = regrade_submission(tmp_path / "source.ipynb", tmp_path / "source.ipynb")
-    assert {k: r.status for k, r in solved.items()} == {
-        "test_my_softmax": "ok", "test_my_attention": "ok", "test_object_lens": "ok"
-    }  # fmt: skip
+    names = ("my_multi_head_attention", "my_causal_mask", "my_expand_padding_mask")
+    assert {k: r.status for k, r in solved.items()} == {f"test_{n}": "ok" for n in names}
     stub = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)
     for cell in regrade.answer_cells(source):
         cell.source = stub.sub("raise NotImplementedError()", cell.source)
     nbformat.write(source, tmp_path / "blank.ipynb")
     blank = regrade_submission(tmp_path / "blank.ipynb", tmp_path / "source.ipynb")
-    assert {k: r.points for k, r in blank.items()} == dict.fromkeys(solved, 0.0)
+    assert {k: (r.points, r.status) for k, r in blank.items()} == dict.fromkeys(
+        solved, (0.0, "not-answered")
+    )
 
 
 @needs_bwrap
