@@ -220,6 +220,7 @@ def test_every_student_has_a_feedback_page(graded):
     for student in rows(root):
         page = root / "feedback" / student / NAME / f"{NAME}.html"
         assert page.exists(), student
+        assert not re.search(r"My_(softmax|causal_mask|scale)", page.read_text()), student
     text = (root / "feedback" / "a_exit" / NAME / f"{NAME}.html").read_text()
     assert "was not graded" in text and "exit()" in html.unescape(text)
 

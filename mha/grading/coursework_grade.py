@@ -148,7 +148,7 @@ def apply_sandbox(course_dir: Path, assignment: str, outcome: Outcome, regrade: 
     export`` and the feedback use it); a manual score set by an earlier run and
     no longer needed is removed. Disagreements land in ``outcome.sandbox``.
     """
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
 
     notebook = Path(course_dir) / VALIDATED / outcome.student / assignment / f"{assignment}.ipynb"
     source = Path(course_dir) / "source" / assignment / f"{assignment}.ipynb"
@@ -164,7 +164,11 @@ def apply_sandbox(course_dir: Path, assignment: str, outcome: Outcome, regrade: 
             outcome.fallback |= getattr(result, "sandbox", "bwrap") not in ("bwrap", "")
             if score is None:
                 continue
-            g = gb.find_grade(gid, assignment, assignment, outcome.student)
+            try:
+                g = gb.find_grade(gid, assignment, assignment, outcome.student)
+            except MissingEntry:
+                outcome.sandbox.append(f"{gid}: re-graded, but not in the gradebook; check it")
+                continue
             if g.auto_score is not None and abs(g.auto_score - score) > 1e-9:
                 outcome.sandbox.append(f"{gid}: in-kernel {g.auto_score:g}, sandbox {score:g}"
                                        + (f" ({message})" if message else ""))  # fmt: skip
