@@ -128,15 +128,23 @@ def test_load_results_unknown():
 
 
 def tolerance() -> tuple[float, int]:
-    """Relative float tolerance and integer tolerance: 10x the spread measured across kernels.
+    """Relative float tolerance and integer tolerance: 10x the spread measured on runs that learned.
 
     ``mha/results/kernel_spread.json`` (``python -m mha.experiments.spread``)
-    holds the largest deviation of each re-run slice from the native kernels.
+    holds the test slice's largest deviation under other CPU kernels, and the
+    deviations of the same runs between an earlier machine and this one. Runs
+    that did not learn wander much further (``not_learned``); every slice that
+    the tests re-run is a run that learned.
     """
-    spread = load_results("kernel_spread")["slices"].values()
-    devs = [d for s in spread for kernel in s["deviation"].values() for d in kernel.values()]
-    rel = max(d["max_rel"] for d in devs)
-    ints = max(d["max_int_diff"] for d in devs)
+    spread = load_results("kernel_spread")
+    devs = [
+        d for s in spread["slices"].values() for k in s["deviation"].values() for d in k.values()
+    ]
+    rel, ints = max(d["max_rel"] for d in devs), max(d["max_int_diff"] for d in devs)
+    for d in spread["earlier_machine"].values():
+        if min(d["test_correct"]) >= stats.SUCCESS * 9000:  # learned on both machines
+            rel = max(rel, d["loss_max_rel"], d["test_acc_max_abs"], d["share_max_abs"])
+            ints = max(ints, abs(d["test_correct"][0] - d["test_correct"][1]))
     return max(10 * rel, 1e-9), 10 * ints
 
 
@@ -187,7 +195,7 @@ def test_committed_slice_reproduces(name, one_thread):
 
 def test_tolerance_is_measured_not_guessed():
     spread = load_results("kernel_spread")
-    assert set(spread["kernels"]) == set(KERNELS)
+    assert set(spread["kernels"]) <= set(KERNELS)
     assert spread["slices"] and set(spread["slices"]) <= set(SLICES)
     for name, s in spread["slices"].items():  # each measured slice is the committed run
         (run,) = [r for r in load_results(name)["runs"] if (r["num_heads"], r["seed"]) == (s["heads"], s["seed"])
@@ -199,12 +207,12 @@ def test_tolerance_is_measured_not_guessed():
 
 def test_slice_under_a_forced_non_native_kernel():
     """One slice in a fresh interpreter on torch's default (no SIMD) kernels and MKL's
-    compatible branch, two threads: it must match the committed run within tolerance."""
-    env = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "2"}
+    compatible branch: it must match the committed run within tolerance."""
+    env = KERNELS["default, MKL compatible"]
     heads, seed = SLICES["head_count"]
     fresh = run_slice("head_count", heads, seed, env)
     assert fresh["machine"]["torch_cpu_capability"] == "DEFAULT"
-    assert fresh.pop("machine")["torch_threads"] == 2
+    assert fresh.pop("machine")["torch_threads"] == 1
     (want,) = [r for r in load_results("head_count")["runs"]
                if (r["num_heads"], r["seed"]) == (heads, seed)]  # fmt: skip
     assert_close(fresh, want, tolerance())

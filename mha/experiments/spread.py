@@ -26,8 +26,8 @@ KERNELS = {  # name: environment; "native" lets torch and MKL pick the fastest p
     "avx2, MKL avx2, 2 threads": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2",
                                   "OMP_NUM_THREADS": "2"},
 }  # fmt: skip
-SLICES = {  # sweep: (heads, seed) of the run that the tests re-run (first learning rate)
-    "head_count": (4, 0), "overfitting": (8, 0), "fixed_d_head": (2, 0),
+SLICES = {  # sweep: (heads, seed) of a run that learned, re-run by the tests (first rate)
+    "head_count": (4, 0), "overfitting": (2, 0), "fixed_d_head": (2, 0),
     "learning_rate": (16, 0), "pruning": (4, 0),
 }  # fmt: skip
 MEASURED = ("head_count", "overfitting", "pruning")  # the slices measured under every kernel
@@ -104,14 +104,15 @@ def measure(kernels=None, slices=None, native: dict | None = None) -> dict:
     return result
 
 
-def against_earlier(earlier: dict, runs: list[dict]) -> dict:
+def against_earlier(earlier: dict, runs: list[dict], prefix: str = "") -> dict:
     """Runs of an earlier result file (another machine) against the same runs here.
 
     Introduced in Chapter 7. For every run of ``earlier`` with the same head
     count and seed in ``runs`` (same configuration and code): the largest
     relative difference of the losses and the largest absolute difference of
     the test accuracy at the evaluation steps both have, the correct test
-    positions on both, and the largest absolute difference of a head's shares.
+    positions on both, and the largest absolute difference of a head's shares
+    (0 for runs without them). Keys are ``prefix`` + ``"h=4 seed 0"``.
     """
     here = {(r["num_heads"], r["seed"]): r for r in runs}
     out = {}
@@ -126,16 +127,16 @@ def against_earlier(earlier: dict, runs: list[dict]) -> dict:
         )
         shares = [
             abs(a - b)
-            for lo, ln in zip(old["roles"], new["roles"], strict=True)
+            for lo, ln in zip(old.get("roles", []), new.get("roles", []), strict=True)
             for k in ("prev_share", "marked_share")
             for a, b in zip(lo[k], ln[k], strict=True)
         ]
         acc = max(abs(q["test_acc"] - p["test_acc"]) for p, q in pairs)
-        out[f"h={old['num_heads']} seed {old['seed']}"] = {
+        out[f"{prefix}h={old['num_heads']} seed {old['seed']}"] = {
             "loss_max_rel": loss,
             "test_acc_max_abs": acc,
             "test_correct": [old["test_correct"], new["test_correct"]],
-            "share_max_abs": max(shares),
+            "share_max_abs": max(shares, default=0.0),
         }
     return out
 

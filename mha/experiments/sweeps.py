@@ -267,13 +267,12 @@ def sweep_result(
     """The JSON-ready result of a sweep from the records of its :func:`sweep_jobs`.
 
     ``runs`` may cover only some of ``seeds`` (an unfinished sweep): the result
-    keeps the seeds whose every point is done, lists them in ``seeds``, and
-    says ``"complete": false`` with the ``planned_seeds``.
+    keeps every run, lists in ``seeds`` the seeds whose every point is done,
+    and says ``"complete": false`` with the ``planned_seeds``.
     """
     heads, planned = tuple(heads or DEFAULTS[name][0]), tuple(seeds or DEFAULTS[name][1])
     points = len(sweep_configs(name, heads, lrs))
     done = [s for s in planned if sum(r["seed"] == s for r in runs) == points]
-    runs = [r for r in runs if r["seed"] in done]
     return {
         "sweep": name,
         "config": CONFIGS[name].to_dict(),
