@@ -100,6 +100,7 @@ def _restore(cell, src, gid: str, changes: list[str]) -> None:
         _set_type(cell, src.cell_type)
     want = copy.deepcopy(_meta(src)) | {"cell_type": src.cell_type}  # nbgrader adds cell_type
     have = {k: v for k, v in _meta(cell).items() if k != "checksum"}
+    have.setdefault("cell_type", src.cell_type)  # absent in source copies; the type is above
     for key in sorted(set(want) | set(have)):
         if want.get(key) != have.get(key):
             changes.append(f"{gid}: nbgrader {key} {have.get(key)!r} -> {want.get(key)!r}")
