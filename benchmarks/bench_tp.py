@@ -6,7 +6,7 @@ Run: ``.venv/bin/python benchmarks/bench_tp.py`` (a few minutes on 2 cores). Wri
 Setup: ``mha.MultiHeadAttention(512, 8)``, float32, self-attention on ``(N, L, E) = (4, 256,
 512)``, training step forward + backward (loss ``out.sum()``), gradients cleared each step.
 
-* single: one process, ``torch.set_num_threads(2)``;
+* single: one process, ``torch.set_num_threads(2)``; single1, for context, with 1 thread;
 * tensor parallel: ``torchrun`` with 2 processes on 127.0.0.1 (gloo), 1 thread each,
   ``TensorParallelMultiHeadAttention``. A step starts after a barrier; rank 0 times it.
   Every ``dist.all_reduce`` call is timed too (its time includes waiting for the other rank);
@@ -61,9 +61,9 @@ def _steps(layer, iters: int, before=lambda: None) -> list[float]:
     return times
 
 
-def single(iters: int) -> dict:
-    """One process, 2 threads."""
-    torch.set_num_threads(2)
+def single(iters: int, threads: int = 2) -> dict:
+    """One process, ``threads`` threads."""
+    torch.set_num_threads(threads)
     return {"step_s": _steps(_module(), iters)}
 
 
@@ -96,7 +96,7 @@ def _run(kind: str, iters: int) -> dict:
     """Run one configuration in a fresh process; its last stdout line is JSON."""
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     worker = ["-m", "benchmarks.bench_tp", "--worker", kind, "--iters", str(iters)]
-    if kind == "single":
+    if kind.startswith("single"):
         cmd = [sys.executable, *worker]
     else:
         cmd = torchrun_command("benchmarks.bench_tp", 2, *worker[2:])
@@ -107,22 +107,22 @@ def _run(kind: str, iters: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", choices=["single", "tp"])
+    parser.add_argument("--worker", choices=["single", "single1", "tp"])
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    if args.worker == "single":
-        print(json.dumps(single(args.iters)))
+    if args.worker in ("single", "single1"):
+        print(json.dumps(single(args.iters, 1 if args.worker == "single1" else 2)))
         return
     if args.worker == "tp":
         result = tensor_parallel(args.iters)
         if int(os.environ.get("RANK", "0")) == 0:
             print(json.dumps(result))
         return
-    runs = {"single": [], "tp": []}
+    runs = {"single": [], "single1": [], "tp": []}
     for r in range(args.rounds):
-        for kind in ("single", "tp") if r % 2 == 0 else ("tp", "single"):
+        for kind in ("single", "single1", "tp")[:: 1 if r % 2 == 0 else -1]:
             runs[kind].append(_run(kind, args.iters))
     args.out.write_text(json.dumps(_summary(runs, args), indent=1) + "\n")
     print(args.out.read_text())
@@ -151,6 +151,7 @@ def _summary(runs: dict, args: argparse.Namespace) -> dict:
             "note": "shared 2-core machine: medians over alternating fresh processes",
         },
         "single_2_threads_step_s": stats["single"],
+        "single_1_thread_step_s": stats["single1"],
         "tp_2_ranks_step_s": stats["tp"],
         "ratio": stats["tp"]["median"] / stats["single"]["median"],
         "all_reduces_per_step": runs["tp"][0]["all_reduces_per_step"],
