@@ -144,7 +144,8 @@ def tolerance() -> tuple[float, int]:
     for name, (heads, seed) in SLICES.items():
         key = f"h={heads} seed {seed}" if name == "head_count" else f"{name} h={heads} seed {seed}"
         if d := spread["earlier_machine"].get(key):
-            rel = max(rel, d["loss_max_rel"], d["test_acc_max_abs"], d["share_max_abs"])
+            rel = max(rel, d["loss_max_rel"], d["test_acc_max_abs"], d["share_max_abs"],
+                      d.get("importance_max_rel", 0.0))  # fmt: skip
             ints = max(ints, abs(d["test_correct"][0] - d["test_correct"][1]))
     return max(10 * rel, 1e-9), 10 * ints
 

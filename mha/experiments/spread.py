@@ -112,7 +112,8 @@ def against_earlier(earlier: dict, runs: list[dict], prefix: str = "") -> dict:
     relative difference of the losses and the largest absolute difference of
     the test accuracy at the evaluation steps both have, the correct test
     positions on both, and the largest absolute difference of a head's shares
-    (0 for runs without them). Keys are ``prefix`` + ``"h=4 seed 0"``.
+    (0 for runs without them) and of the importance scores, relative (0
+    without). Keys are ``prefix`` + ``"h=4 seed 0"``.
     """
     here = {(r["num_heads"], r["seed"]): r for r in runs}
     out = {}
@@ -132,11 +133,19 @@ def against_earlier(earlier: dict, runs: list[dict], prefix: str = "") -> dict:
             for a, b in zip(lo[k], ln[k], strict=True)
         ]
         acc = max(abs(q["test_acc"] - p["test_acc"]) for p, q in pairs)
+        scores = [
+            abs(b - a) / abs(a)
+            for k in ("importance", "importance_raw")
+            if k in old
+            for ra, rb in zip(old[k], new[k], strict=True)
+            for a, b in zip(ra, rb, strict=True)
+        ]
         out[f"{prefix}h={old['num_heads']} seed {old['seed']}"] = {
             "loss_max_rel": loss,
             "test_acc_max_abs": acc,
             "test_correct": [old["test_correct"], new["test_correct"]],
             "share_max_abs": max(shares, default=0.0),
+            "importance_max_rel": max(scores, default=0.0),
         }
     return out
 
