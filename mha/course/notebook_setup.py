@@ -58,9 +58,11 @@ def install_source(url: str) -> str:
             "        '`pip install -e .` (the book sets no public repository URL yet)'\n"
             "    )"
         )
+    imports = "import subprocess\nimport sys\n" if url else ""  # only what the action uses
     return (
         f"{MARKER} (on Colab); does nothing where it is installed.\n"
-        "import importlib.util\nimport subprocess\nimport sys\n\n"
+        "import importlib.util\n"
+        f"{imports}\n"
         "if importlib.util.find_spec('mha') is None:\n"
         f"{action}"
     )
