@@ -19,6 +19,7 @@ import struct
 import numpy as np
 
 from mha.grading.checks import Case, Outcome, Run
+from mha.grading.checks.core import TensorArg
 
 __all__ = ["nbgrader_meta", "answer_cells", "graded_cells", "student_code", "plain_python",
            "needed_cells",
@@ -203,6 +204,9 @@ def _encode_args(args: tuple, key: str, arrays: dict) -> list[dict]:
         if isinstance(arg, np.ndarray):
             arrays[f"{key}_{i}"] = arg
             specs.append({"a": f"{key}_{i}"})
+        elif isinstance(arg, TensorArg):  # sent as an array, handed to the answer as a tensor
+            arrays[f"{key}_{i}"] = arg.array
+            specs.append({"a": f"{key}_{i}", "torch": True})
         else:
             specs.append({"v": arg.item() if isinstance(arg, np.generic) else arg})
     return specs

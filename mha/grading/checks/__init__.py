@@ -24,7 +24,8 @@ One module per chapter, named after the chapter's notebook, and a shared core:
 * :mod:`~mha.grading.checks.isolation`: :func:`run_isolated` and the time limit;
 * ``self_attention`` (Chapter 1), ``projections`` (2), ``parallel_heads`` (3),
   ``concatenation`` (4), ``output_projection`` (5), ``encoder`` (6), ``experiments`` (7);
-  ``real_heads`` (8) and ``cost_and_flash`` (9) hold only exercises for the re-grade.
+  ``real_heads`` (8), ``cost_and_flash`` (9), ``decoding`` (10) and ``tensor_parallel`` (11)
+  hold only exercises for the re-grade.
 
 :data:`EXERCISES` maps each checker's name to its :class:`Exercise`; :data:`BY_FUNCTION`
 holds the exercises whose check cells only ``assert`` (keyed by the function's name).
@@ -35,6 +36,7 @@ from __future__ import annotations
 from mha.grading.checks import (
     concatenation,
     cost_and_flash,
+    decoding,
     encoder,
     experiments,
     output_projection,
@@ -42,6 +44,7 @@ from mha.grading.checks import (
     projections,
     real_heads,
     self_attention,
+    tensor_parallel,
 )
 from mha.grading.checks.concatenation import _MERGE_BUGS, check_merge_heads
 from mha.grading.checks.core import FAIL, PASS, Case, Exercise, evaluate, same, verdict
@@ -106,7 +109,7 @@ EXERCISES: dict[str, Exercise] = {k: v for m in _CHAPTERS for k, v in m.EXERCISE
 # Exercises graded by an assert on the notebook's state, keyed by the function's name.
 BY_FUNCTION: dict[str, Exercise] = {
     k: v for m in (self_attention, projections, parallel_heads, concatenation, real_heads,
-                   cost_and_flash)
+                   cost_and_flash, decoding, tensor_parallel)
     for k, v in m.BY_FUNCTION.items()
 }  # fmt: skip
 

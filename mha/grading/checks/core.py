@@ -21,7 +21,7 @@ import numpy as np
 
 from mha.grading.checks.isolation import TIME_LIMIT, Outcome, Run, run_isolated
 
-__all__ = ["Case", "Exercise", "evaluate", "verdict", "same", "PASS", "FAIL"]
+__all__ = ["Case", "TensorArg", "Exercise", "evaluate", "verdict", "same", "PASS", "FAIL"]
 
 PASS, FAIL = "✅", "❌"
 MAX_MESSAGES = 3  # distinct problems shown at once
@@ -43,6 +43,16 @@ class Case:
     expected: object
     bugs: dict = field(default_factory=dict)
     judge: Callable[[object], str] | None = None
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """A case argument that the answer receives as a ``torch.Tensor`` (Chapter 10).
+
+    It travels to the sandbox as the array ``array`` and becomes a tensor there.
+    """
+
+    array: np.ndarray
 
 
 @dataclass(frozen=True)
