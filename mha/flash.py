@@ -1,24 +1,26 @@
 """Chapter 9 (The cost of attention, and flash-style attention): exact attention in blocks.
 
 Plain attention builds the whole ``(L, S)`` score matrix for every head, then
-softmaxes it. Flash-style attention (Dao et al., 2022) gets the *same* result
-from one ``(block_size, block_size)`` tile of scores at a time. It keeps, for
-every query row, three running quantities while it walks over the key blocks:
+softmaxes it. Flash-style attention (Dao et al., 2022) gets the same result (up
+to round-off) from one ``(block_size, block_size)`` tile of scores at a time. It
+keeps, for every query row, three running quantities while it walks over the key blocks:
 
 * ``m``: the largest score seen so far (the softmax's shift);
 * ``l``: the sum of ``exp(score - m)`` seen so far (the softmax's denominator);
 * ``acc``: the sum of ``exp(score - m) * v`` seen so far (the unnormalised output).
 
 When a new block raises the maximum from ``m`` to ``m_new``, the old sums are
-rescaled by ``exp(m - m_new)``; at the end ``acc / l`` is the attention output.
-This is the *online softmax* (Milakov and Gimelshein, 2018).
+rescaled by ``exp(m - m_new)``; at the end ``acc / l`` is the attention output
+(equal to plain attention up to round-off). The running pair ``m``, ``l`` is the
+*online softmax* normaliser (Milakov and Gimelshein, 2018); carrying the rescaled
+accumulator ``acc`` with it is FlashAttention (Dao et al., 2022).
 
 Two implementations with the same arguments and results:
 
 * :func:`flash_attention` in PyTorch (gradients flow through it by autograd). For speed it
   scales the scores by ``log2(e)`` and uses ``exp2`` (``exp(x) = 2 ** (x log2 e)``), as
-  FlashAttention-2's kernels do; ``exp2`` is about twice as fast as ``exp`` here. It also
-  updates each tile in place;
+  FlashAttention-2's kernels do (Dao, 2023); ``exp2`` is about twice as fast as ``exp``
+  here. It also updates each tile in place;
 * :func:`flash_attention_numpy`, the same loop in NumPy with plain ``exp``, for reading.
 
 Masks follow the course: boolean True = blocked (the opposite of
