@@ -149,7 +149,14 @@ def _masked(s: Tensor, tile, is_causal: bool, rows: slice, cols: slice) -> Tenso
 # ---------------------------------------------------------------- NumPy
 
 
-def flash_attention_numpy(q, k, v, attn_mask=None, is_causal=False, block_size=128) -> np.ndarray:
+def flash_attention_numpy(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    attn_mask: np.ndarray | None = None,
+    is_causal: bool = False,
+    block_size: int = 128,
+) -> np.ndarray:
     """The NumPy twin of :func:`flash_attention`: same arguments, same result.
 
     Introduced in Chapter 9, for reading: the loop over query blocks and key

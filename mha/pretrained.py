@@ -107,7 +107,7 @@ class WordPieceTokenizer:
     batch to its longest sentence, as sentence-transformers does.
     """
 
-    def __init__(self, path: str | Path, max_length: int = MAX_SEQ_LENGTH):
+    def __init__(self, path: str | Path, max_length: int = MAX_SEQ_LENGTH) -> None:
         tokenizers = _require("tokenizers", "tokenizers")
         self._tok = tokenizers.Tokenizer.from_file(str(path))
         self._tok.enable_truncation(max_length=max_length)
@@ -139,7 +139,8 @@ class BertEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, max_positions: int, type_vocab_size: int,
                  d_model: int, num_heads: int, d_ff: int, num_layers: int,
-                 layer_norm_eps: float = 1e-12, dtype: torch.dtype | None = None):  # fmt: skip
+                 layer_norm_eps: float = 1e-12,
+                 dtype: torch.dtype | None = None) -> None:  # fmt: skip
         super().__init__()
         kw = {"dtype": dtype}
         self.word_embeddings = nn.Embedding(vocab_size, d_model, **kw)
@@ -163,7 +164,8 @@ class BertEncoder(nn.Module):
         return self.embed_norm(x + self.token_type_embeddings.weight[0])
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                need_weights: bool = False, head_mask: Tensor | None = None):  # fmt: skip
+                need_weights: bool = False, head_mask: Tensor | None = None,
+                ) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
         """Last hidden state ``(N, T, d_model)``, or ``(hidden, weights (layers, N, h, T, T))``.
 
         ``attention_mask`` ``(N, T)``: 1 for real tokens, 0 for padding (BERT's

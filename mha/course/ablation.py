@@ -14,6 +14,8 @@ cumulatively in a given order.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,13 +23,18 @@ import torch.nn.functional as F
 from mha.course.real_heads import _batches, _position
 from mha.pretrained import mean_pool
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from mha.pretrained import BertEncoder, WordPieceTokenizer
+
 __all__ = ["Tasks", "task_scores", "single_head_scores", "pruning_curve", "auc"]
 
 
 class Tasks:
     """The sentences of both tasks, tokenized once, with the index bookkeeping."""
 
-    def __init__(self, tok, corpus: dict):
+    def __init__(self, tok: WordPieceTokenizer, corpus: dict) -> None:
         pairs, items = corpus["paraphrase_pairs"], corpus["pronoun_pairs"]
         texts = list(dict.fromkeys([p["a"] for p in pairs] + [p["b"] for p in pairs]))
         self.para_texts = texts
@@ -47,7 +54,9 @@ class Tasks:
 
 
 @torch.no_grad()
-def task_scores(enc, tasks: Tasks, head_mask=None) -> dict[str, np.ndarray]:
+def task_scores(
+    enc: BertEncoder, tasks: Tasks, head_mask: torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
     """Per-item scores with ``head_mask`` applied.
 
     ``"pair_cos"`` (pairs,), ``"pronoun"`` (items,) and ``"emb"`` (sentences, d_model).
@@ -81,7 +90,9 @@ def margin(cos: np.ndarray, labels: np.ndarray) -> float:
     return float(cos[labels == 1].mean() - cos[labels == 0].mean())
 
 
-def single_head_scores(enc, tasks: Tasks, progress=None) -> list[dict[str, np.ndarray]]:
+def single_head_scores(
+    enc: BertEncoder, tasks: Tasks, progress: Callable[[int, int], object] | None = None
+) -> list[dict[str, np.ndarray]]:
     """:func:`task_scores` with each of the ``layers * heads`` heads removed alone, in order."""
     out = []
     for layer in range(enc.num_layers):
@@ -94,7 +105,9 @@ def single_head_scores(enc, tasks: Tasks, progress=None) -> list[dict[str, np.nd
     return out
 
 
-def pruning_curve(enc, tasks: Tasks, order, steps) -> list[dict[str, float]]:
+def pruning_curve(
+    enc: BertEncoder, tasks: Tasks, order: Sequence[int], steps: Iterable[int]
+) -> list[dict[str, float]]:
     """Remove the heads ``order[:k]`` (flat indices ``layer * heads + head``) for each ``k``."""
     out = []
     for k in steps:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import html
 import json
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["HeadView", "head_view_html", "head_view_figure"]
 
@@ -113,7 +117,7 @@ class HeadView:
     Its plain-text form, which the PDF and terminals show, says where the view is.
     """
 
-    def __init__(self, weights: np.ndarray, tokens: list[str], **options):
+    def __init__(self, weights: np.ndarray, tokens: list[str], **options: object) -> None:
         self.html = head_view_html(weights, tokens, **options)
 
     def _repr_html_(self) -> str:
@@ -123,7 +127,9 @@ class HeadView:
         return "Interactive head view (in the HTML edition; the static figure below shows one head)"
 
 
-def head_view_figure(weights: np.ndarray, tokens: list[str], layer: int, head: int, query: int):
+def head_view_figure(
+    weights: np.ndarray, tokens: list[str], layer: int, head: int, query: int
+) -> Figure:
     """The static head view: query ``tokens[query]`` (left) to every token (right).
 
     Introduced in Chapter 8. ``weights`` is ``(layers, heads, L, L)``; each
