@@ -13,10 +13,17 @@ real word pieces (``[CLS]`` = 0, ``[SEP]`` = ``L - 1``); a score is a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from mha.course.corpus import SLOTS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from mha.pretrained import BertEncoder, WordPieceTokenizer
 
 __all__ = [
     "OFFSETS",
@@ -45,7 +52,9 @@ def _batches(tok, texts: list[str], batch_size: int):
 
 
 @torch.no_grad()
-def attention_maps(tok, enc, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+def attention_maps(
+    tok: WordPieceTokenizer, enc: BertEncoder, texts: list[str], batch_size: int = 32
+) -> list[np.ndarray]:
     """One ``(layers, heads, L, L)`` float64 array per sentence, its real tokens only."""
     maps: list[np.ndarray | None] = [None] * len(texts)
     for idx in _batches(tok, texts, batch_size):
@@ -58,7 +67,7 @@ def attention_maps(tok, enc, texts: list[str], batch_size: int = 32) -> list[np.
     return maps  # type: ignore[return-value]
 
 
-def mass(m: np.ndarray, queries, keys) -> np.ndarray:
+def mass(m: np.ndarray, queries: Iterable[int], keys: Iterable[int]) -> np.ndarray:
     """Mean over ``queries`` of the attention summed over ``keys``: ``(layers, heads)``."""
     return m[:, :, list(queries)][:, :, :, list(keys)].sum(-1).mean(-1)
 
@@ -106,7 +115,12 @@ def _position(tokens: list[str], word: str) -> int:
     return tokens.index(word)
 
 
-def pronoun_scores(tok, maps_he, maps_she, items) -> np.ndarray:
+def pronoun_scores(
+    tok: WordPieceTokenizer,
+    maps_he: Sequence[np.ndarray],
+    maps_she: Sequence[np.ndarray],
+    items: Sequence[dict],
+) -> np.ndarray:
     """``(items, layers, heads)``: pronoun attention to its antecedent minus to the other name.
 
     Each item is one sentence in two versions ("he" and "she"); only the pronoun

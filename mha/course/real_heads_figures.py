@@ -11,8 +11,13 @@ Call :func:`mha.course.plotting.setup` first, as every chapter does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "grid_figure",
@@ -23,7 +28,7 @@ __all__ = [
 ]
 
 
-def grid_figure(weights: np.ndarray, tokens: list[str], marks: dict | None = None):
+def grid_figure(weights: np.ndarray, tokens: list[str], marks: dict | None = None) -> Figure:
     """``weights (layers, heads, L, L)`` as a grid of small maps (rows = layers).
 
     Each map has queries down and keys across, on one grey scale from 0 to 1.
@@ -47,7 +52,7 @@ def grid_figure(weights: np.ndarray, tokens: list[str], marks: dict | None = Non
     return fig
 
 
-def query_rows_figure(weights: np.ndarray, tokens: list[str], query: int):
+def query_rows_figure(weights: np.ndarray, tokens: list[str], query: int) -> Figure:
     """The attention row of ``tokens[query]`` in every head: ``(layers * heads, L)``."""
     n_layers, n_heads = weights.shape[:2]
     rows = weights[:, :, query, :].reshape(n_layers * n_heads, -1)
@@ -64,7 +69,7 @@ def query_rows_figure(weights: np.ndarray, tokens: list[str], query: int):
     return fig
 
 
-def offset_figure(profile: np.ndarray, columns: list[str]):
+def offset_figure(profile: np.ndarray, columns: list[str]) -> Figure:
     """``profile (layers, heads, columns)``: mean attention per relative offset, and on specials."""
     n_layers, n_heads, _ = profile.shape
     rows = profile.reshape(n_layers * n_heads, -1).T  # (columns, heads)
@@ -81,7 +86,7 @@ def offset_figure(profile: np.ndarray, columns: list[str]):
     return fig
 
 
-def pruning_figure(curves: dict[str, list[dict]], full: dict, total: int = 72):
+def pruning_figure(curves: dict[str, list[dict]], full: dict, total: int = 72) -> Figure:
     """Paraphrase margin and pronoun score as heads are removed, one line per order."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, title in zip(axes, ("margin", "pronoun"),
@@ -99,7 +104,7 @@ def pruning_figure(curves: dict[str, list[dict]], full: dict, total: int = 72):
     return fig
 
 
-def importance_figure(para: np.ndarray, pron: np.ndarray, label_top: int = 3):
+def importance_figure(para: np.ndarray, pron: np.ndarray, label_top: int = 3) -> Figure:
     """Each head's importance for the paraphrase task against the pronoun task."""
     fig, ax = plt.subplots(figsize=(5, 4))
     layer = np.arange(len(para)) // 12

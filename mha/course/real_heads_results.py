@@ -48,7 +48,7 @@ def _t_summary(x: np.ndarray) -> dict:
             "p_wilcoxon": _r(p, 10), "n": len(x)}  # fmt: skip
 
 
-def offsets(tok, enc, corpus) -> dict:
+def offsets(tok: pretrained.WordPieceTokenizer, enc: pretrained.BertEncoder, corpus: dict) -> dict:
     pairs = corpus["paraphrase_pairs"]
     texts = list(dict.fromkeys(corpus["general"] + [p["a"] for p in pairs] + [p["b"] for p in pairs]
                                + [i["he"] for i in corpus["pronoun_pairs"]]))  # fmt: skip
@@ -57,7 +57,9 @@ def offsets(tok, enc, corpus) -> dict:
             "profile": _r(profile), "n_sentences": len(texts)}  # fmt: skip
 
 
-def lenses(tok, enc, corpus, article: str) -> dict:
+def lenses(
+    tok: pretrained.WordPieceTokenizer, enc: pretrained.BertEncoder, corpus: dict, article: str
+) -> dict:
     frames = corpus["frames"]
     base = real_heads.attention_maps(tok, enc, [f["text"] for f in frames])
     art = real_heads.lens_scores(real_heads.attention_maps(tok, enc, [article])[0])
@@ -79,7 +81,9 @@ def lenses(tok, enc, corpus, article: str) -> dict:
     return out
 
 
-def pronoun_attention(tok, enc, corpus) -> dict:
+def pronoun_attention(
+    tok: pretrained.WordPieceTokenizer, enc: pretrained.BertEncoder, corpus: dict
+) -> dict:
     items = corpus["pronoun_pairs"]
     he = real_heads.attention_maps(tok, enc, [i["he"] for i in items])
     she = real_heads.attention_maps(tok, enc, [i["she"] for i in items])
@@ -114,7 +118,9 @@ def _bootstrap(full, single, labels, rng) -> dict:
             "pron_ci": _r(np.percentile(prons, [2.5, 97.5], axis=0))}  # fmt: skip
 
 
-def ablate(tok, enc, corpus, seed: int = 0) -> dict:
+def ablate(
+    tok: pretrained.WordPieceTokenizer, enc: pretrained.BertEncoder, corpus: dict, seed: int = 0
+) -> dict:
     tasks = ablation.Tasks(tok, corpus)
     full = ablation.task_scores(enc, tasks)
     single = ablation.single_head_scores(enc, tasks)

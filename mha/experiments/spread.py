@@ -55,7 +55,7 @@ def run_slice(name: str, heads: int, seed: int, env: dict) -> dict:
     return json.loads(done.stdout)
 
 
-def deviation(got, want) -> dict:
+def deviation(got: dict, want: dict) -> dict:
     """Per top-level key of a run record: the largest relative difference of its floats,
     the number of its integers that differ and the largest difference (Chapter 7)."""
 
@@ -81,7 +81,11 @@ def deviation(got, want) -> dict:
     return out
 
 
-def measure(kernels=None, slices=None, native: dict | None = None) -> dict:
+def measure(
+    kernels: list[str] | None = None,
+    slices: dict[str, tuple[int, int]] | None = None,
+    native: dict | None = None,
+) -> dict:
     """Run every slice under every kernel setting; deviations from ``native`` (Chapter 7).
 
     ``native`` maps a sweep to its native run when that is known already (the

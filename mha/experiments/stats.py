@@ -17,8 +17,15 @@ The bootstrap uses a fixed generator, so a result is the same on every run.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import stats
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["CONFIDENCE", "SUCCESS", "success_interval", "mean_interval", "paired_difference",
            "paired_successes", "first_step_at"]  # fmt: skip
@@ -36,7 +43,9 @@ def success_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[fl
     return float(ci.low), float(ci.high)
 
 
-def mean_interval(values, axis: int = 0, confidence: float = CONFIDENCE):
+def mean_interval(
+    values: ArrayLike, axis: int = 0, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean of ``values`` along ``axis`` and its percentile bootstrap interval: three arrays.
 
     The interval of a mean of numbers in ``[a, b]`` stays inside ``[a, b]``
@@ -53,7 +62,7 @@ def mean_interval(values, axis: int = 0, confidence: float = CONFIDENCE):
     return mean, np.minimum(low, mean), np.maximum(high, mean)
 
 
-def paired_difference(x, y, confidence: float = CONFIDENCE) -> dict:
+def paired_difference(x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE) -> dict:
     """``x - y`` seed by seed: mean, bootstrap interval, and a two-sided Wilcoxon p-value.
 
     ``x`` and ``y`` hold one number per seed, in the same seed order.
@@ -74,7 +83,7 @@ def paired_difference(x, y, confidence: float = CONFIDENCE) -> dict:
     } | larger
 
 
-def paired_successes(a, b, confidence: float = CONFIDENCE) -> dict:
+def paired_successes(a: ArrayLike, b: ArrayLike, confidence: float = CONFIDENCE) -> dict:
     """Success (bool) of settings ``a`` and ``b`` seed by seed: exact McNemar test.
 
     Returns the counts, the discordant pairs (``a_only``: seeds where only
@@ -91,7 +100,9 @@ def paired_successes(a, b, confidence: float = CONFIDENCE) -> dict:
             "high": diff["high"]}  # fmt: skip
 
 
-def first_step_at(steps, curve, level: float = SUCCESS):
+def first_step_at(
+    steps: Sequence[int] | np.ndarray, curve: ArrayLike, level: float = SUCCESS
+) -> int | None:
     """The first of ``steps`` at which ``curve`` (same length) is ``>= level``; None if never."""
     hits = np.nonzero(np.asarray(curve) >= level)[0]
     return int(steps[hits[0]]) if len(hits) else None
