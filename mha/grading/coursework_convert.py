@@ -24,8 +24,12 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import nbformat
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 __all__ = [
     "SOLUTION",
@@ -57,7 +61,7 @@ WRITTEN_GRADED = "Written exercises are graded by hand: answer in the cell below
 ANSWER_CELL = "**Your answer:** *(double-click to write)*"
 
 
-def tags(cell) -> list[str]:
+def tags(cell: dict) -> list[str]:
     """The cell's tags (an empty list when it has none)."""
     return list(cell.get("metadata", {}).get("tags", []))
 
@@ -271,7 +275,9 @@ def _written_cell(cell, used: set[str], report: Conversion, written_points: int)
     return [cell]
 
 
-def to_source_notebook(nb, points_per_check: int = POINTS_PER_CHECK, written_points: int = 0):
+def to_source_notebook(
+    nb: NotebookNode, points_per_check: int = POINTS_PER_CHECK, written_points: int = 0
+) -> tuple[NotebookNode, Conversion]:
     """The nbgrader source version of a chapter notebook: ``(notebook, Conversion)``."""
     nb, report, used, answers, cells = copy.deepcopy(nb), Conversion(), set(), [], []
     for cell in nb.cells:

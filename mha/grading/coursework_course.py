@@ -101,7 +101,9 @@ def build_course(
     return done
 
 
-def nbgrader(args: Sequence[str], course_dir: Path, check: bool = True):
+def nbgrader(
+    args: Sequence[str], course_dir: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``nbgrader <args>`` in ``course_dir`` with this environment's ``bin`` on PATH."""
     bin_dir = Path(sys.executable).parent
     env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -18,8 +18,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mha.grading.coursework_run import run_limited
+
+if TYPE_CHECKING:
+    from mha.grading.coursework_run import Limits
 
 __all__ = ["Outcome", "export_csv", "write_report", "write_not_graded_page", "annotate_feedback"]
 
@@ -66,7 +70,9 @@ class Outcome:
         return cls(student, "not graded", kind, reason, advice)
 
     @classmethod
-    def from_failure(cls, student: str, code, log: str, limits, changes) -> Outcome:
+    def from_failure(
+        cls, student: str, code: int | None, log: str, limits: Limits, changes: list[str]
+    ) -> Outcome:
         """Why ``nbgrader autograde`` failed, from its return code and log."""
         memory = limits.memory_bytes / 2**30
         if code is None:
@@ -99,7 +105,9 @@ class Outcome:
             return f"{self.student}: graded{flag}"
         return f"{self.student}: NOT GRADED ({self.reason})"
 
-    def student_text(self, assignment: str, memory: float = 4, wall: float = 600, cell=300):
+    def student_text(
+        self, assignment: str, memory: float = 4, wall: float = 600, cell: float = 300
+    ) -> tuple[str, str]:
         what = STUDENT_TEXT.get(self.kind, STUDENT_TEXT["error"])
         what = what.format(assignment=assignment, reason=self.reason, memory=memory, wall=wall,
                            cell=cell)  # fmt: skip
@@ -139,7 +147,7 @@ def _save_status(course_dir: Path, assignment: str, outcomes: list[Outcome]) -> 
     (course_dir / STATUS_FILE).write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
 
 
-def write_report(course_dir: Path, assignment: str, outcomes: list[Outcome], sandbox: bool):
+def write_report(course_dir: Path, assignment: str, outcomes: list[Outcome], sandbox: bool) -> None:
     """Print the instructor's report and write it to ``grading_report_<assignment>.txt``."""
     course_dir = Path(course_dir)
     _save_status(course_dir, assignment, outcomes)
@@ -180,7 +188,7 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def write_not_graded_page(page: Path, assignment: str, outcome: Outcome, **limits) -> None:
+def write_not_graded_page(page: Path, assignment: str, outcome: Outcome, **limits: float) -> None:
     """The feedback page of a submission that could not be graded."""
     what, todo = outcome.student_text(assignment, **limits)
     page.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +212,9 @@ def annotate_feedback(page: Path, outcome: Outcome) -> None:
     page.write_text(text[:at] + note + text[at:])
 
 
-def export_csv(course_dir: Path, assignment: str, outcomes, csv: str, limits) -> Path:
+def export_csv(
+    course_dir: Path, assignment: str, outcomes: list[Outcome], csv: str, limits: Limits
+) -> Path:
     """``nbgrader export``, then a ``status`` and a ``note`` column; not graded: empty score."""
     course_dir = Path(course_dir)
     path = course_dir / csv

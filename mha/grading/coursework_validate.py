@@ -52,7 +52,7 @@ def _grade_id(cell) -> str | None:
     return gid if isinstance(gid, str) and gid else None
 
 
-def graded_cells(source) -> dict[str, nbformat.NotebookNode]:
+def graded_cells(source: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """The source notebook's nbgrader cells (graded, answer or locked), by grade id, in order."""
     found = {}
     for cell in source.cells:

@@ -15,11 +15,15 @@ import io
 import json
 import re
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mha.grading.checks import Case, Outcome, Run
 from mha.grading.checks.core import TensorArg
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 __all__ = ["nbgrader_meta", "answer_cells", "graded_cells", "student_code", "plain_python",
            "needed_cells",
@@ -34,24 +38,24 @@ PRELUDE_SKIP = ("mha.grading", "mha.course", "figures", "plotting")
 # ---------------------------------------------------------------------------
 
 
-def nbgrader_meta(cell) -> dict:
+def nbgrader_meta(cell: dict) -> dict:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
 
 
-def answer_cells(source) -> list:
+def answer_cells(source: NotebookNode) -> list:
     """The source notebook's code answer cells (``solution`` and not ``grade``)."""
     return [c for c in source.cells if c.cell_type == "code" and nbgrader_meta(c).get("solution")
             and not nbgrader_meta(c).get("grade")]  # fmt: skip
 
 
-def graded_cells(source) -> list:
+def graded_cells(source: NotebookNode) -> list:
     """The source notebook's autograded test cells (``grade`` and not ``solution``)."""
     return [c for c in source.cells if c.cell_type == "code" and nbgrader_meta(c).get("grade")
             and not nbgrader_meta(c).get("solution")]  # fmt: skip
 
 
-def student_code(submission, source_cell) -> str:
+def student_code(submission: object, source_cell: NotebookNode) -> str:
     """The student's code for ``source_cell``: same grade id, else same cell id, else ''."""
     grade_id = nbgrader_meta(source_cell).get("grade_id")
     cells = getattr(submission, "cells", None) or []
@@ -132,7 +136,7 @@ def needed_cells(cells: list[str], functions: set[str]) -> list[str]:
     return [code if k else "" for code, k in zip(cells, keep, strict=True)]
 
 
-def prelude(source, cells: list[str] = ()) -> list[str]:
+def prelude(source: NotebookNode, cells: list[str] = ()) -> list[str]:
     """The setup code that the answer ``cells`` need, from the source notebook.
 
     From the notebook's other code cells (its setup and step-by-step cells,
@@ -235,7 +239,7 @@ def _opaque(type_name) -> object:
     return type(name if name[0].isalpha() else "object", (), {})()
 
 
-def decode(spec, arrays: dict, depth: int = 0):
+def decode(spec: object, arrays: dict, depth: int = 0) -> object:
     """A result from its JSON description; anything unexpected becomes an opaque object."""
     if not isinstance(spec, dict) or depth > 4:
         return _opaque("object")
@@ -264,7 +268,7 @@ def _outcome(call, arrays: dict) -> Outcome:
     return Outcome(False, None, text("error"), text("error_type"), text("where"))
 
 
-def run_of(found, cases: list[Case], arrays: dict) -> Run:
+def run_of(found: object, cases: list[Case], arrays: dict) -> Run:
     """The :class:`Run` of one exercise from the sandbox's report on it."""
     if not isinstance(found, dict):
         return Run(problem="crash", detail="no report")

@@ -286,7 +286,9 @@ def _feed(pipe, data: bytes) -> None:
         pass
 
 
-def run_sandboxed(job_dir: Path, args: list[str], stdin: bytes, limits: Limits = Limits()):
+def run_sandboxed(
+    job_dir: Path, args: list[str], stdin: bytes, limits: Limits = Limits()
+) -> SandboxRun:
     """Run ``python -I -S job_dir/sandbox_runner.py FD *args`` sandboxed: a :class:`SandboxRun`.
 
     ``job_dir`` (read-only inside) must hold ``sandbox_runner.py``; the runner

@@ -64,7 +64,7 @@ def _stub(cell):
     return cell
 
 
-def strip_solutions(nb):
+def strip_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """``nb`` without solutions: answers as stubs, other ``solution`` cells gone, checks cleared."""
     cells = []
     for cell in nb.cells:
@@ -99,7 +99,9 @@ def copy_sources(source: Path, dest: Path) -> int:
     return removed
 
 
-def build_book(source: Path, output: Path, timeout: float | None = None):
+def build_book(
+    source: Path, output: Path, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``jupyter-book build source -W -n --keep-going`` into ``output``; return the process.
 
     The strict build of the course (every warning is an error); the HTML lands
@@ -130,7 +132,7 @@ def build_student_edition(source: Path = ROOT, output: Path = ROOT / "_build" / 
     return html
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m mha.grading.student_edition``."""
     p = argparse.ArgumentParser(prog="python -m mha.grading.student_edition", description=__doc__)
     p.add_argument("--source", type=Path, default=ROOT, help="the book's folder")

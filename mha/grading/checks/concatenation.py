@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import merge_heads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["check_merge_heads", "merge_cases", "head_contribution_cases", "EXERCISES",
            "BY_FUNCTION"]  # fmt: skip
@@ -52,7 +57,7 @@ def merge_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_merge_heads(
-    my_merge_heads, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_merge_heads: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
 ) -> bool:
     """Check ``my_merge_heads(x)``: ``(N, h, L, d_head) -> (N, L, E)`` (Chapter 4)."""
     cases = merge_cases(np.random.default_rng(5))

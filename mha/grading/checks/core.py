@@ -82,7 +82,7 @@ def _array(value) -> np.ndarray | None:
     return None if arr.dtype == object else arr
 
 
-def same(got, want) -> bool:
+def same(got: object, want: object) -> bool:
     """Equal shapes and values (close for floats; NaN equals NaN); tuples pairwise."""
     if isinstance(want, tuple):
         if not isinstance(got, tuple | list) or len(got) != len(want):
@@ -209,7 +209,7 @@ def _say(lines: Sequence[str], quiet: bool) -> None:
 
 
 def evaluate(
-    fn,
+    fn: Callable[..., object],
     name: str,
     cases: Sequence[Case],
     bug_messages: dict[str, str],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -9,6 +11,9 @@ import torch.nn.functional as F
 from mha.encoder import sinusoidal_positional_encoding
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "check_positional_encoding",
@@ -67,7 +72,10 @@ def positional_encoding_cases(rng: np.random.Generator | None) -> list[Case]:
 
 
 def check_positional_encoding(
-    my_positional_encoding, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_positional_encoding: Callable[..., object],
+    *,
+    time_limit: float = TIME_LIMIT,
+    quiet: bool = False,
 ) -> bool:
     """Check ``my_positional_encoding(seq_len, d_model) -> (seq_len, d_model)`` (Chapter 6).
 
@@ -127,7 +135,7 @@ def add_and_norm_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_add_and_norm(
-    my_add_and_norm, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_add_and_norm: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
 ) -> bool:
     """Check ``my_add_and_norm(x, sublayer_out, gamma, beta)`` = ``LayerNorm(x + sublayer_out)``.
 
@@ -172,7 +180,7 @@ def feed_forward_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_feed_forward(
-    my_feed_forward, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_feed_forward: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
 ) -> bool:
     """Check ``my_feed_forward(x, w1, b1, w2, b2)`` = ``relu(x @ w1.T + b1) @ w2.T + b2``.
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["check_offset_share", "offset_share_cases", "EXERCISES"]
 
@@ -56,7 +61,9 @@ def offset_share_cases(rng: np.random.Generator) -> list[Case]:
             _offset_case("a self head", 25, 5, 0, 0.5, rng)]  # fmt: skip
 
 
-def check_offset_share(my_offset_share, *, time_limit: float = TIME_LIMIT, quiet: bool = False):
+def check_offset_share(
+    my_offset_share: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
+) -> bool:
     """Check ``my_offset_share(weights (N, L, L)) -> (offset, share)`` for one head (Chapter 7).
 
     Compared with :func:`mha.experiments.metrics.offset_shares` on heads that

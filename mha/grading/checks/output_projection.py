@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mha.attention import softmax
@@ -9,6 +11,9 @@ from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import merge_heads, split_heads
 from mha.reference import multi_head_attention_forward
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "check_multi_head_attention",
@@ -102,7 +107,10 @@ def multi_head_attention_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_multi_head_attention(
-    my_multi_head_attention, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_multi_head_attention: Callable[..., object],
+    *,
+    time_limit: float = TIME_LIMIT,
+    quiet: bool = False,
 ) -> bool:
     """Check ``my_multi_head_attention(x, w_qkv, w_o, num_heads) -> (N, L, E)`` (Chapter 5).
 
@@ -155,7 +163,7 @@ def causal_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_causal_mask(
-    my_causal_mask, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_causal_mask: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
 ) -> bool:
     """Check ``my_causal_mask(L) -> bool (L, L)``, True = blocked (Chapter 5).
 
@@ -215,7 +223,10 @@ def padding_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_expand_padding_mask(
-    my_expand_padding_mask, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_expand_padding_mask: Callable[..., object],
+    *,
+    time_limit: float = TIME_LIMIT,
+    quiet: bool = False,
 ) -> bool:
     """Check ``my_expand_padding_mask(key_padding_mask, num_heads, L)`` (Chapter 5).
 

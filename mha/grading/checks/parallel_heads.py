@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import split_heads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["check_split_heads", "split_cases", "emotion_strength_cases", "EXERCISES",
            "BY_FUNCTION"]  # fmt: skip
@@ -53,7 +58,7 @@ def split_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_split_heads(
-    my_split_heads, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_split_heads: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
 ) -> bool:
     """Check ``my_split_heads(x, num_heads)``: ``(N, L, E) -> (N, h, L, d_head)`` (Chapter 3)."""
     cases = split_cases(np.random.default_rng(4))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
 from mha.heads import project
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["check_head_projections", "head_projection_cases", "param_count_cases", "EXERCISES",
            "BY_FUNCTION"]  # fmt: skip
@@ -56,7 +61,10 @@ def head_projection_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def check_head_projections(
-    my_head_projections, *, time_limit: float = TIME_LIMIT, quiet: bool = False
+    my_head_projections: Callable[..., object],
+    *,
+    time_limit: float = TIME_LIMIT,
+    quiet: bool = False,
 ) -> bool:
     """Check ``my_head_projections(x, w, num_heads) -> (num_heads, L, d_head)`` (Chapter 2).
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mha.attention import softmax
 from mha.grading.checks.core import Case, Exercise, evaluate
 from mha.grading.checks.isolation import TIME_LIMIT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["check_softmax", "check_attention", "softmax_cases", "attention_cases",
            "object_lens_cases", "EXERCISES", "BY_FUNCTION"]  # fmt: skip
@@ -71,7 +76,9 @@ def softmax_cases(rng: np.random.Generator) -> list[Case]:
     ]
 
 
-def check_softmax(my_softmax, *, time_limit: float = TIME_LIMIT, quiet: bool = False) -> bool:
+def check_softmax(
+    my_softmax: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
+) -> bool:
     """Check ``my_softmax(x, axis=-1)`` against :func:`mha.attention.softmax` (Chapter 1).
 
     Inputs: a vector (default axis), matrices along either axis, a 3-D array,
@@ -164,7 +171,9 @@ def attention_cases(rng: np.random.Generator, masks: tuple | None = None) -> lis
     ]
 
 
-def check_attention(my_attention, *, time_limit: float = TIME_LIMIT, quiet: bool = False) -> bool:
+def check_attention(
+    my_attention: Callable[..., object], *, time_limit: float = TIME_LIMIT, quiet: bool = False
+) -> bool:
     """Check ``my_attention(q, k, v, mask=None) -> (out, weights)`` (Chapter 1).
 
     Compares with :func:`mha.attention.scaled_dot_product_attention` for L != S
