@@ -23,7 +23,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mha.experiments.sweeps import SWEEPS, one_thread, run_job, sweep_jobs, sweep_result
+from mha.experiments.sweeps import (
+    SWEEPS,
+    one_thread,
+    run_job,
+    sweep_configs,
+    sweep_jobs,
+    sweep_result,
+)
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -109,10 +116,18 @@ def main(argv: list[str] | None = None) -> None:
             name, i = futures[future]
             done[name][i] = future.result()
             _remember(args.resume, name, done[name][i])
-            _write(args, name, [done[name][k] for k in sorted(done[name])])
+            if len(done[name]) % _points(name, args) == 0:  # a seed may be complete: write
+                _write(args, name, [done[name][k] for k in sorted(done[name])])
             bar.update()
     bar.close()
+    for name in names:  # the final state of every sweep
+        _write(args, name, [done[name][k] for k in sorted(done[name])])
     print(f"{len(todo)} runs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+
+def _points(name: str, args) -> int:
+    """Runs per seed of sweep ``name``: its head counts times its learning rates."""
+    return len(sweep_configs(name, args.heads, args.lrs))
 
 
 def _remember(path: Path | None, name: str, record: dict) -> None:
