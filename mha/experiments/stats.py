@@ -10,6 +10,7 @@
   signed-rank test;
 * :func:`mean_interval`: the mean with a percentile bootstrap interval, which
   stays inside the range of the data (inside ``[0, 1]`` for accuracies);
+* :func:`adjusted`: Benjamini-Hochberg adjusted p-values of one table of tests;
 * :func:`first_step_at`: the first evaluation step at which a curve reaches a level.
 
 The bootstrap uses a fixed generator, so a result is the same on every run.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["CONFIDENCE", "SUCCESS", "success_interval", "mean_interval", "paired_difference",
-           "paired_successes", "first_step_at"]  # fmt: skip
+           "paired_successes", "adjusted", "first_step_at"]  # fmt: skip
 
 CONFIDENCE = 0.95
 SUCCESS = 0.99  # a run "learned the task" when its final test accuracy is at least this
@@ -98,6 +99,18 @@ def paired_successes(a: ArrayLike, b: ArrayLike, confidence: float = CONFIDENCE)
     return {"a": int(a.sum()), "b": int(b.sum()), "n": len(a), "a_only": a_only,
             "b_only": b_only, "p": p, "diff": diff["mean"], "low": diff["low"],
             "high": diff["high"]}  # fmt: skip
+
+
+def adjusted(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``), Chapter 7.
+
+    A table that runs several tests at once adjusts them together: a
+    comparison is significant at 5% when its adjusted p-value is below 0.05,
+    which keeps the expected share of false findings in the table at 5%.
+    """
+    if len(p_values) == 0:
+        return []
+    return [float(p) for p in stats.false_discovery_control(np.asarray(p_values), method="bh")]
 
 
 def first_step_at(
