@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 
     from numpy.typing import ArrayLike
 
-__all__ = ["CONFIDENCE", "SUCCESS", "success_interval", "mean_interval", "paired_difference",
-           "paired_successes", "adjusted", "first_step_at"]  # fmt: skip
+__all__ = ["CONFIDENCE", "SUCCESS", "ALPHA", "success_interval", "mean_interval",
+           "paired_difference", "paired_successes", "adjusted", "first_step_at"]  # fmt: skip
 
 CONFIDENCE = 0.95
 SUCCESS = 0.99  # a run "learned the task" when its final test accuracy is at least this
 RESAMPLES = 9999
+ALPHA = 0.05  # a comparison is significant when its adjusted p-value is below this
 
 
 def success_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
