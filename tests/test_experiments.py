@@ -182,7 +182,9 @@ def test_committed_slice_reproduces(name, one_thread):
 def test_tolerance_is_measured_not_guessed():
     measured = load_results("kernel_spread")
     assert set(measured["kernels"]) <= set(KERNELS)
-    assert measured["slices"] and set(measured["slices"]) <= set(SLICES)
+    assert set(measured["slices"]) == set(SLICES)  # the slice of every sweep is measured
+    settings = set(measured["kernels"]) | set(measured["unavailable"])
+    assert {"native, 2 threads", "default, MKL compatible", "avx2, MKL avx2, 2 threads"} <= settings
     for name, s in measured["slices"].items():  # each measured slice is the committed run
         (run,) = [r for r in load_results(name)["runs"] if (r["num_heads"], r["seed"]) == (s["heads"], s["seed"])
                   and r["lr"] == DEFAULTS[name][2][0]]  # fmt: skip

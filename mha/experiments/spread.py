@@ -37,7 +37,7 @@ KERNELS = {  # name: environment; "native" lets torch and MKL pick the fastest p
                                   "OMP_NUM_THREADS": "2"},
     "avx512, MKL auto": {"ATEN_CPU_CAPABILITY": "avx512"},
 }  # fmt: skip
-SLICES = {  # sweep: (heads, seed) of a run that learned, re-run by the tests (first rate)
+SLICES = {  # sweep: (heads, seed) of a run that settled (learned, or fitted its training set)
     "head_count": (4, 0), "overfitting": (2, 0), "fixed_d_head": (2, 0),
     "learning_rate": (16, 0), "pruning": (4, 0),
 }  # fmt: skip
