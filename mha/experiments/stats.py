@@ -46,34 +46,40 @@ def success_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[fl
 
 
 def mean_interval(
-    values: ArrayLike, axis: int = 0, confidence: float = CONFIDENCE
+    values: ArrayLike, axis: int = 0, confidence: float = CONFIDENCE, statistic=np.mean
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of ``values`` along ``axis`` and its percentile bootstrap interval: three arrays.
+    """Mean (or ``statistic``, e.g. ``np.median``) of ``values`` along ``axis`` and its
+    percentile bootstrap interval: three arrays.
 
     The interval of a mean of numbers in ``[a, b]`` stays inside ``[a, b]``
     (unlike mean +- std); with all values equal it has zero width.
     """
     values = np.asarray(values, dtype=float)
-    mean = values.mean(axis)
+    mean = statistic(values, axis=axis)
     if values.shape[axis] < 2 or np.all(values == values.take([0], axis)):
         return mean, mean.copy(), mean.copy()
-    res = stats.bootstrap((values,), np.mean, axis=axis, confidence_level=confidence,
+    res = stats.bootstrap((values,), statistic, axis=axis, confidence_level=confidence,
                           n_resamples=RESAMPLES, method="percentile",
                           rng=np.random.default_rng(0))  # fmt: skip
     low, high = res.confidence_interval
     return mean, np.minimum(low, mean), np.maximum(high, mean)
 
 
-def paired_difference(x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE) -> dict:
+def paired_difference(
+    x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE, statistic=np.mean
+) -> dict:
     """``x - y`` seed by seed: mean, bootstrap interval, and a two-sided Wilcoxon p-value.
 
-    ``x`` and ``y`` hold one number per seed, in the same seed order.
+    ``x`` and ``y`` hold one number per seed, in the same seed order. With
+    ``statistic=np.median`` the centre and its interval are those of the median
+    difference (robust to a censored value, such as "never reached": Chapter 7).
+    With ties or zero differences scipy's Wilcoxon test uses its normal approximation.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"need two 1-d arrays of the same length, got {x.shape} and {y.shape}")
     d = x - y
-    mean, low, high = mean_interval(d, confidence=confidence)
+    mean, low, high = mean_interval(d, confidence=confidence, statistic=statistic)
     p = 1.0 if np.all(d == 0) else float(stats.wilcoxon(x, y).pvalue)
     larger = {"x_larger": int((d > 0).sum()), "y_larger": int((d < 0).sum())}
     return {
