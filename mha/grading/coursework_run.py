@@ -70,6 +70,17 @@ def bwrap_usable() -> bool:
     return bool(bwrap) and subprocess.run(probe, capture_output=True).returncode == 0
 
 
+def under_tmp() -> list[str]:
+    """``--ro-bind`` arguments for this Python and the course when they live under ``/tmp``.
+
+    A jail's private ``/tmp`` would hide them (a clone in ``/tmp``, a venv there), and
+    the kernel could not start; bound again after the ``--tmpfs``, they show through.
+    """
+    roots = {sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])}
+    inside = sorted(r for r in roots if r == "/tmp" or r.startswith("/tmp/"))
+    return [arg for r in inside for arg in ("--ro-bind", r, r)]
+
+
 def kernel_jail(hide: list[Path], show: list[Path], scratch: Path) -> dict[str, str]:
     """Environment variables that make nbgrader start its ``python3`` kernel in bubblewrap.
 
@@ -89,7 +100,8 @@ def kernel_jail(hide: list[Path], show: list[Path], scratch: Path) -> dict[str, 
     runtime.mkdir(parents=True, exist_ok=True)
     spec.mkdir(parents=True, exist_ok=True)
     argv = [str(shutil.which("bwrap")), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp", "--setenv", "HOME", "/tmp", "--die-with-parent"]  # fmt: skip
+            "--tmpfs", "/tmp", *under_tmp(), "--setenv", "HOME", "/tmp",
+            "--die-with-parent"]  # fmt: skip
     for path in hide:
         argv += ["--tmpfs", str(path)] if Path(path).is_dir() else []
     for path in (*show, runtime, "{connection_file}"):  # jupyter_client fills in the last

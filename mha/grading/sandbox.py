@@ -205,9 +205,10 @@ def _bwrap_command(job_dir: Path, limits: Limits) -> list[str]:
     job = str(job_dir)
     cmd = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent",
            "--new-session", "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH",
-           "/usr/bin:/bin", *_thread_env("--setenv"), *_system_binds(), "--proc", "/proc",
-           "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+           "/usr/bin:/bin", *_thread_env("--setenv"), "--size", str(limits.tmp_bytes),
+           "--tmpfs", "/tmp", *_system_binds(), "--proc", "/proc", "--dev", "/dev",
            "--ro-bind", job, job, "--chdir", "/tmp"]  # fmt: skip
+    # the private /tmp comes first, so a Python installed under /tmp stays visible
     if os.geteuid() == 0:
         cmd += ["--cap-drop", "ALL"]
     return [*cmd, "--"]
