@@ -284,3 +284,17 @@ def test_make_course_keeps_an_edited_config(tmp_path, capsys):
     assert "c.Execute.timeout = 30" in (tmp_path / "nbgrader_config.py.bak").read_text()
     assert "replaced your edited" in capsys.readouterr().err
     shutil.rmtree(tmp_path)
+
+
+def test_a_python_under_tmp_is_bound_again_behind_the_private_tmp(monkeypatch):
+    """A venv or clone in /tmp would vanish behind the jail's --tmpfs /tmp (the kernel died)."""
+    import sys
+
+    from mha.grading import coursework_run
+
+    monkeypatch.setattr(sys, "prefix", "/tmp/clone/.venv")
+    binds = coursework_run.under_tmp()
+    i = binds.index("/tmp/clone/.venv")
+    assert binds[i - 1 : i + 2] == ["--ro-bind", "/tmp/clone/.venv", "/tmp/clone/.venv"]
+    monkeypatch.setattr(sys, "prefix", "/opt/venv")
+    assert "/opt/venv" not in coursework_run.under_tmp()
