@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from numpy.typing import ArrayLike
 
@@ -46,7 +46,10 @@ def success_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[fl
 
 
 def mean_interval(
-    values: ArrayLike, axis: int = 0, confidence: float = CONFIDENCE, statistic=np.mean
+    values: ArrayLike,
+    axis: int = 0,
+    confidence: float = CONFIDENCE,
+    statistic: Callable[..., np.ndarray] = np.mean,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean (or ``statistic``, e.g. ``np.median``) of ``values`` along ``axis`` and its
     percentile bootstrap interval: three arrays.
@@ -66,7 +69,10 @@ def mean_interval(
 
 
 def paired_difference(
-    x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE, statistic=np.mean
+    x: ArrayLike,
+    y: ArrayLike,
+    confidence: float = CONFIDENCE,
+    statistic: Callable[..., np.ndarray] = np.mean,
 ) -> dict:
     """``x - y`` seed by seed: mean, bootstrap interval, and a two-sided Wilcoxon p-value.
 
