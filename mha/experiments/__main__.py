@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> None:
             done[name][i] = future.result()
             _remember(args.resume, name, done[name][i])
             if len(done[name]) % _points(name, args) == 0:  # a seed may be complete: write
-                _write(args, name, [done[name][k] for k in sorted(done[name])])
+                _write(args, name, done[name])
             bar.update()
     bar.close()
     for name in names:  # the final state of every sweep
-        _write(args, name, [done[name][k] for k in sorted(done[name])])
+        _write(args, name, done[name])
     print(f"{len(todo)} runs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 
@@ -137,8 +137,10 @@ def _remember(path: Path | None, name: str, record: dict) -> None:
             f.write(json.dumps(record) + "\n")
 
 
-def _write(args, name: str, runs: list[dict]) -> None:
-    """Write the sweep's JSON, with the seeds done so far (``"complete"`` says if all)."""
+def _write(args, name: str, done: dict[int, dict]) -> None:
+    """Write the sweep's JSON from its finished runs by job index, in job order, with the
+    seeds done so far (``"complete"`` says if all)."""
+    runs = [done[i] for i in sorted(done)]
     result = sweep_result(name, args.heads, args.seeds, args.lrs, runs)
     result["machine"]["jobs"] = args.jobs
     command = ["python", "-m", "mha.experiments", name]
